@@ -1,0 +1,8 @@
+"""The SpiffWorkflow adapter: loading models and running them. Private to onestop."""
+
+from .extensions import FormField, StepInfo
+from .loader import ProcessModel, load_models, model_from_body
+from .runtime import Instance, OpenTask
+
+__all__ = ["FormField", "Instance", "OpenTask", "ProcessModel", "StepInfo", "load_models",
+           "model_from_body"]

@@ -1,0 +1,161 @@
+"""One-stop properties of flow nodes and lanes, read the way modelers write them.
+
+A step's role, agency slot, time allotment, the dossier status it sets and its form
+fields may be given as
+
+* attributes in the onestop namespace: ``onestop:role="specialist"``;
+* extension properties of Camunda 7 (``camunda:properties``), Camunda 8
+  (``zeebe:properties``) or SpiffWorkflow (``spiffworkflow:properties``), named
+  ``role`` or ``onestop:role``;
+* for the role only, Camunda's candidate groups (``camunda:candidateGroups`` or
+  ``zeebe:assignmentDefinition candidateGroups``).
+
+Onestop attributes win over extension properties. A step without its own role or agency
+takes its lane's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lxml import etree
+
+from ..duration import Duration
+from ..errors import ModelError
+from ..model import FormField
+
+ONESTOP_NS = "urn:onestop:bpmn:1"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
+NSMAP = {"bpmn": BPMN_NS}
+PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form")
+
+_ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(\?)?(?::(.+))?$")
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What onestop knows about one flow node of a model."""
+
+    id: str
+    name: str
+    kind: str
+    role: str | None = None
+    agency: str | None = None
+    allotment: str | None = None
+    status: int | None = None
+    form: tuple[FormField, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
+            "agency": self.agency, "allotment": self.allotment, "status": self.status,
+            "form": [[f.name, f.required, list(f.choices)] for f in self.form],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StepInfo":
+        form = tuple(FormField(str(n), bool(r), tuple(c)) for n, r, c in data["form"])
+        return cls(id=data["id"], name=data["name"], kind=data["kind"], role=data["role"],
+                   agency=data["agency"], allotment=data["allotment"],
+                   status=data["status"], form=form)
+
+
+def raw_properties(element: etree._Element) -> dict[str, str]:
+    """The one-stop properties written on ``element`` (not inherited from its lane)."""
+    props: dict[str, str] = {}
+    for prop in element.xpath(
+            "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property']",
+            namespaces=NSMAP):
+        name, value = prop.get("name"), prop.get("value")
+        if name is None or value is None:
+            continue
+        for prefix in ("onestop:", "onestop."):
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        if name in PROPERTY_NAMES:
+            props[name] = value
+    groups = element.get(f"{{{CAMUNDA_NS}}}candidateGroups")
+    if groups is None:
+        for assignment in element.xpath(
+                "./bpmn:extensionElements/*[local-name()='assignmentDefinition']",
+                namespaces=NSMAP):
+            groups = assignment.get("candidateGroups")
+    if groups and "role" not in props:
+        props["role"] = groups
+    for name in PROPERTY_NAMES:
+        value = element.get(f"{{{ONESTOP_NS}}}{name}")
+        if value is not None:
+            props[name] = value
+    return props
+
+
+def step_info(element: etree._Element, lane: etree._Element | None, filename: str) -> StepInfo:
+    """Read and validate the one-stop properties of a flow node."""
+    element_id = element.get("id", "")
+    own = raw_properties(element)
+    lane_props = raw_properties(lane) if lane is not None else {}
+
+    def fail(message: str) -> ModelError:
+        return ModelError(message, file=filename, element=element_id, line=element.sourceline)
+
+    role = own.get("role") or lane_props.get("role")
+    if role is None and lane is not None and _ROLE.match(lane.get("name") or ""):
+        role = lane.get("name")
+    if role is not None:
+        role = role.strip()
+        if not _ROLE.match(role):
+            raise fail(f"role {role!r} must be one lower-case name such as 'specialist' "
+                       f"(one role per step)")
+    agency = (own.get("agency") or lane_props.get("agency") or "").strip() or None
+    allotment = own.get("allotment")
+    if allotment is not None:
+        try:
+            Duration.parse(allotment)
+        except ValueError as exc:
+            raise fail(f"allotment: {exc}") from None
+    status = None
+    if "status" in own:
+        try:
+            status = int(own["status"])
+        except ValueError:
+            status = -1
+        if not 1 <= status <= 10:
+            raise fail(f"status {own['status']!r} must be a national status code 1-10")
+    form = parse_form(own.get("form", ""), fail)
+    return StepInfo(
+        id=element_id,
+        name=(element.get("name") or element_id).strip(),
+        kind=etree.QName(element).localname,
+        role=role,
+        agency=agency,
+        allotment=allotment,
+        status=status,
+        form=form,
+    )
+
+
+def parse_form(text: str, fail: Callable[[str], ModelError]) -> tuple[FormField, ...]:
+    """Parse ``"outcome:accept|refuse; note?"`` into form fields."""
+    fields = []
+    seen = set()
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        match = _FIELD.match(part)
+        if match is None:
+            raise fail(f"form field {part!r} must look like 'name', 'name?' (optional) or "
+                       f"'name:choice|choice'")
+        name, optional, choices = match.groups()
+        if name in seen:
+            raise fail(f"form field {name!r} is listed twice")
+        seen.add(name)
+        options = tuple(c.strip() for c in choices.split("|")) if choices else ()
+        if any(not c for c in options):
+            raise fail(f"form field {name!r} has an empty choice")
+        fields.append(FormField(name, optional is None, options))
+    return tuple(fields)

@@ -1,0 +1,308 @@
+"""Load BPMN files into executable process models, refusing anything unclear or unsafe.
+
+Loading checks, in order: safe XML; known elements only; every id reference resolves;
+SpiffWorkflow can build the process; every condition and script passes the restricted
+evaluator's check. Each failure is a :class:`~onestop.errors.ModelError` naming the file,
+the element id and the line.
+
+A loaded :class:`ProcessModel` carries a canonical serialized form (``body``) and its
+SHA-256 (``spec_hash``): the store keeps each distinct model once, and dossiers refer to
+it by hash, so a dossier keeps the model version it started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+
+from ..errors import ModelError
+from . import sandbox
+from .extensions import BPMN_NS, NSMAP, StepInfo, step_info
+from .serialization import spec_registry
+from .xml import parse_xml
+
+#: Flow nodes the engine runs.
+SUPPORTED_FLOW_NODES = frozenset({
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
+    "boundaryEvent", "userTask", "manualTask", "task", "scriptTask", "sendTask",
+    "receiveTask", "callActivity", "subProcess", "transaction", "exclusiveGateway",
+    "parallelGateway", "inclusiveGateway", "eventBasedGateway",
+})
+#: Other elements allowed inside a process: structure, data and annotations.
+STRUCTURAL = frozenset({
+    "sequenceFlow", "laneSet", "lane", "flowNodeRef", "childLaneSet", "documentation",
+    "extensionElements", "textAnnotation", "association", "dataObject",
+    "dataObjectReference", "dataStoreReference", "ioSpecification", "property", "group",
+    "incoming", "outgoing", "text", "category", "categoryValue",
+})
+_NOT_YET = {
+    "serviceTask": "service tasks need a connector, which this engine does not provide yet",
+    "businessRuleTask": "business rule (DMN) tasks are not supported",
+    "complexGateway": "complex gateways are not supported; use exclusive, inclusive or "
+                      "parallel gateways",
+    "adHocSubProcess": "ad-hoc sub-processes are not supported",
+}
+_ID_ATTRIBUTES = ("sourceRef", "targetRef", "attachedToRef", "processRef", "bpmnElement",
+                  "messageRef", "signalRef", "errorRef", "escalationRef", "dataObjectRef",
+                  "dataStoreRef", "default")
+_ID_TEXT_ELEMENTS = ("flowNodeRef", "incoming", "outgoing", "sourceRef", "targetRef")
+
+
+@dataclass(frozen=True)
+class ProcessModel:
+    """An executable process, its call-activity dependencies and its one-stop steps."""
+
+    process_id: str
+    name: str
+    file: str
+    spec_hash: str
+    body: bytes
+    spec: BpmnProcessSpec
+    subprocess_specs: Mapping[str, BpmnProcessSpec]
+    steps: Mapping[str, Mapping[str, StepInfo]]
+
+    def step(self, process_id: str, element_id: str) -> StepInfo | None:
+        """The step info of ``element_id`` in ``process_id`` (this model or a callee)."""
+        return self.steps.get(process_id, {}).get(element_id)
+
+    def user_steps(self) -> list[StepInfo]:
+        """Every user or manual task of the process and its callees."""
+        return [s for per in self.steps.values() for s in per.values()
+                if s.kind in ("userTask", "manualTask")]
+
+
+def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
+    """Load the executable processes of ``files``; call activities resolve across them."""
+    parser = SpiffBpmnParser()
+    steps: dict[str, dict[str, StepInfo]] = {}
+    origins: dict[str, str] = {}
+    documents: dict[str, etree._Element] = {}
+    for path in files:
+        name = str(path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
+        root = parse_xml(data, name)
+        _check_document(root, name)
+        documents[name] = root
+        try:
+            parser.add_bpmn_xml(root, filename=name)
+        except ValidationException as exc:
+            raise _from_spiff(exc, name, root) from None
+        except SpiffWorkflowException as exc:
+            raise ModelError(str(exc), file=name) from None
+        for process in root.iterfind(f"{{{BPMN_NS}}}process"):
+            origins[process.get("id", "")] = name
+            steps[process.get("id", "")] = _steps_of(process, name)
+
+    models: dict[str, ProcessModel] = {}
+    for process_id in parser.get_process_ids():
+        name = origins.get(process_id, "?")
+        root = documents.get(name)
+        try:
+            spec = parser.get_spec(process_id)
+            subprocesses = parser.get_subprocess_specs(process_id)
+        except ValidationException as exc:
+            raise _from_spiff(exc, exc.file_name or name, documents.get(exc.file_name or name)) from None
+        except SpiffWorkflowException as exc:
+            raise ModelError(str(exc), file=name) from None
+        for callee, callee_spec in subprocesses.items():
+            if callee_spec is None:
+                raise ModelError(f"calls process {callee!r}, which none of the loaded files "
+                                 f"defines", file=name, element=_caller(root, callee))
+        _check_expressions(spec, name, root)
+        for callee_spec in subprocesses.values():
+            callee_file = origins.get(callee_spec.name, name)
+            _check_expressions(callee_spec, callee_file, documents.get(callee_file))
+        used = {process_id, *subprocesses}
+        model_steps = {pid: steps.get(pid, {}) for pid in used}
+        models[process_id] = _build(process_id, spec.description or process_id, name, spec,
+                                    dict(subprocesses), model_steps)
+    return models
+
+
+def model_from_body(body: bytes) -> ProcessModel:
+    """Rebuild a model from the bytes the store keeps."""
+    try:
+        document = json.loads(zlib.decompress(body))
+    except (zlib.error, ValueError) as exc:
+        raise ModelError(f"stored model is unreadable: {exc}") from None
+    registry = spec_registry()
+    spec = registry.restore(document["spec"])
+    subprocesses = {k: registry.restore(v) for k, v in document["subprocess_specs"].items()}
+    steps = {pid: {sid: StepInfo.from_dict(s) for sid, s in per.items()}
+             for pid, per in document["steps"].items()}
+    return ProcessModel(document["process_id"], document["name"], document["file"],
+                        hashlib.sha256(zlib.decompress(body)).hexdigest(), body, spec,
+                        subprocesses, steps)
+
+
+def _build(process_id: str, name: str, file: str, spec: BpmnProcessSpec,
+           subprocesses: dict[str, BpmnProcessSpec],
+           steps: dict[str, dict[str, StepInfo]]) -> ProcessModel:
+    registry = spec_registry()
+    # The path a file was loaded from is not part of what the model means.
+    for each in (spec, *subprocesses.values()):
+        each.file = os.path.basename(each.file or "")
+    document: dict[str, Any] = {
+        "process_id": process_id,
+        "name": name,
+        "file": os.path.basename(file),
+        "spec": registry.convert(spec),
+        "subprocess_specs": {k: registry.convert(v) for k, v in sorted(subprocesses.items())},
+        "steps": {pid: {sid: s.to_dict() for sid, s in sorted(per.items())}
+                  for pid, per in sorted(steps.items())},
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False).encode("utf-8")
+    return ProcessModel(process_id, name, file, hashlib.sha256(canonical).hexdigest(),
+                        zlib.compress(canonical, 9), spec, subprocesses, steps)
+
+
+def _check_document(root: etree._Element, name: str) -> None:
+    if root.tag != f"{{{BPMN_NS}}}definitions":
+        raise ModelError(f"root element is {etree.QName(root).localname!r}, not BPMN 2.0 "
+                         f"'definitions' (namespace {BPMN_NS})", file=name,
+                         line=root.sourceline)
+    ids: dict[str, etree._Element] = {}
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        element_id = element.get("id")
+        if element_id is None:
+            continue
+        if element_id in ids:
+            raise ModelError(f"id {element_id!r} is used twice (also on line "
+                             f"{ids[element_id].sourceline})", file=name,
+                             element=element_id, line=element.sourceline)
+        ids[element_id] = element
+    for process in root.iter(f"{{{BPMN_NS}}}process", f"{{{BPMN_NS}}}subProcess",
+                             f"{{{BPMN_NS}}}transaction"):
+        for child in process:
+            if not isinstance(child.tag, str) or not child.tag.startswith(f"{{{BPMN_NS}}}"):
+                continue
+            local = etree.QName(child).localname
+            if local in _NOT_YET:
+                raise ModelError(f"{local}: {_NOT_YET[local]}", file=name,
+                                 element=child.get("id"), line=child.sourceline)
+            if local not in SUPPORTED_FLOW_NODES and local not in STRUCTURAL:
+                raise ModelError(f"unknown or unsupported BPMN element {local!r}", file=name,
+                                 element=child.get("id"), line=child.sourceline)
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for attribute in _ID_ATTRIBUTES:
+            value = element.get(attribute)
+            if value is not None and _resolve(value, ids) is None:
+                raise ModelError(
+                    f"{etree.QName(element).localname} {attribute} {value!r} does not name "
+                    f"any element in this file", file=name,
+                    element=element.get("id") or value, line=element.sourceline)
+        local = etree.QName(element).localname
+        if element.tag.startswith(f"{{{BPMN_NS}}}") and local in _ID_TEXT_ELEMENTS \
+                and len(element) == 0:
+            value = (element.text or "").strip()
+            if value and _resolve(value, ids) is None:
+                owner = element.getparent()
+                owner_id = owner.get("id") if owner is not None else None
+                raise ModelError(
+                    f"{local} {value!r} does not name any element in this file"
+                    + (f" (in {etree.QName(owner).localname} {owner_id!r})" if owner_id else ""),
+                    file=name, element=owner_id or value, line=element.sourceline)
+
+
+def _resolve(value: str, ids: Mapping[str, etree._Element]) -> etree._Element | None:
+    if value in ids:
+        return ids[value]
+    if ":" in value:  # some tools write QName references such as tns:Message_1
+        return ids.get(value.split(":", 1)[1])
+    return None
+
+
+def _steps_of(process: etree._Element, name: str) -> dict[str, StepInfo]:
+    lanes: dict[str, etree._Element] = {}
+    # Lanes nest; iterating in document order lets the innermost lane win.
+    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
+        for ref in lane.iterfind(f"{{{BPMN_NS}}}flowNodeRef"):
+            if ref.text:
+                lanes[ref.text.strip()] = lane
+    steps = {}
+    for element in process.iter():
+        if not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN_NS}}}"):
+            continue
+        if etree.QName(element).localname in SUPPORTED_FLOW_NODES and element.get("id"):
+            info = step_info(element, lanes.get(element.get("id", "")), name)
+            steps[info.id] = info
+    return steps
+
+
+def _check_expressions(spec: BpmnProcessSpec, name: str, root: etree._Element | None) -> None:
+    for task_spec in spec.task_specs.values():
+        for source, mode in _expressions(task_spec):
+            try:
+                sandbox.check(source, mode)
+            except ModelError as exc:
+                element = getattr(task_spec, "bpmn_id", None) or task_spec.name
+                raise type(exc)(exc.reason, file=name, element=element,
+                                line=_line(root, element)) from None
+
+
+def _expressions(task_spec: Any) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for attribute in ("script", "prescript", "postscript"):
+        value = getattr(task_spec, attribute, None)
+        if isinstance(value, str) and value.strip():
+            found.append((value, "exec"))
+    for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
+        if isinstance(condition, str) and condition.strip():
+            found.append((condition, "eval"))
+    for attribute in ("condition", "cardinality"):
+        value = getattr(task_spec, attribute, None)
+        if isinstance(value, str) and value.strip():
+            found.append((value, "eval"))
+    definition = getattr(task_spec, "event_definition", None)
+    for attribute in ("expression", "condition"):
+        value = getattr(definition, attribute, None)
+        if isinstance(value, str) and value.strip():
+            found.append((value, "eval"))
+    return found
+
+
+def _line(root: etree._Element | None, element_id: str | None) -> int | None:
+    if root is None or not element_id:
+        return None
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.get("id") == element_id:
+            return element.sourceline
+    return None
+
+
+def _caller(root: etree._Element | None, callee: str) -> str | None:
+    if root is None:
+        return None
+    for element in root.iter(f"{{{BPMN_NS}}}callActivity"):
+        if element.get("calledElement") == callee:
+            return element.get("id")
+    return None
+
+
+def _from_spiff(exc: ValidationException, name: str, root: etree._Element | None) -> ModelError:
+    element = getattr(exc, "id", None) or None
+    message = str(exc.args[0]) if exc.args else str(exc)
+    return ModelError(message, file=exc.file_name or name, element=element,
+                      line=_line(root, element))
+
+
+__all__ = ["ProcessModel", "load_models", "model_from_body", "NSMAP"]

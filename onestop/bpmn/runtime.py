@@ -1,0 +1,154 @@
+"""Running a process model: the only module that drives SpiffWorkflow at run time.
+
+The engine sees :class:`Instance` and our own step types; SpiffWorkflow's tasks and
+exceptions stay in here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskState as SpiffState
+
+from ..errors import OnestopError, ProcessError
+from .extensions import StepInfo
+from .loader import ProcessModel
+from .sandbox import Sandbox
+from .serialization import dump_state, load_state
+
+
+class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
+    """Routes SpiffWorkflow's evaluations through the restricted evaluator."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__({})
+        self._sandbox = sandbox
+
+    def evaluate(self, expression: str, context: dict[str, Any],
+                 external_context: Mapping[str, Any] | None = None) -> Any:
+        scope = dict(external_context or {})
+        scope.update(context)
+        return self._sandbox.evaluate(expression, scope)
+
+    def execute(self, script: str, context: dict[str, Any],
+                external_context: Mapping[str, Any] | None = None) -> bool:
+        self._sandbox.execute(script, context)
+        return True
+
+    def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
+        raise ProcessError("service tasks are not supported by this engine")
+
+
+_SANDBOX = Sandbox()
+SCRIPT_ENGINE = PythonScriptEngine(environment=_SandboxEnvironment(_SANDBOX))
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    """A user or manual task the process waits on."""
+
+    id: str
+    step: StepInfo
+
+
+class Instance:
+    """One running process: a dossier's workflow."""
+
+    def __init__(self, model: ProcessModel, workflow: BpmnWorkflow) -> None:
+        self.model = model
+        self._workflow = workflow
+
+    @classmethod
+    def start(cls, model: ProcessModel, data: Mapping[str, Any]) -> tuple["Instance", list[StepInfo]]:
+        """Create a workflow, seed its data and run it to its first wait states.
+
+        Returns the instance and the automatic steps passed on the way (in order)."""
+        workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
+                                script_engine=SCRIPT_ENGINE)
+        start = workflow.task_tree
+        start.data.update(data)
+        instance = cls(model, workflow)
+        return instance, instance._advance(None)
+
+    @classmethod
+    def restore(cls, model: ProcessModel, state: bytes) -> "Instance":
+        """Rebuild an instance from :meth:`dump`."""
+        return cls(model, load_state(state, model, SCRIPT_ENGINE))
+
+    def dump(self) -> bytes:
+        """The instance state, without the model."""
+        return dump_state(self._workflow)
+
+    @property
+    def completed(self) -> bool:
+        """True once the process has reached its end."""
+        return bool(self._workflow.is_completed())
+
+    def open_tasks(self) -> list[OpenTask]:
+        """The user and manual tasks ready for an officer, in a stable order."""
+        found = []
+        for task in self._workflow.get_tasks(state=SpiffState.READY, manual=True):
+            found.append(OpenTask(str(task.id), self._step(task)))
+        return found
+
+    def data(self) -> dict[str, Any]:
+        """The process data as the last completed task left it."""
+        last = self._workflow.last_task
+        return dict(last.data) if last is not None else dict(self._workflow.data)
+
+    def complete(self, task_id: str, data: Mapping[str, Any]) -> list[StepInfo]:
+        """Complete a ready user task with form data; run on to the next wait states.
+
+        Returns the automatic steps passed on the way."""
+        task = self._workflow.get_task_from_id(UUID(task_id))
+        if task is None or task.state != SpiffState.READY:
+            raise ProcessError(f"task {task_id} is not ready")
+        task.data.update(data)
+        return self._advance(task)
+
+    def _advance(self, task: SpiffTask | None) -> list[StepInfo]:
+        passed: list[StepInfo] = []
+
+        def record(done: SpiffTask) -> None:
+            step = self._step(done)
+            if step.id:
+                passed.append(step)
+
+        try:
+            if task is not None:
+                task.run()
+            self._workflow.do_engine_steps(did_complete_task=record)
+        except OnestopError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise _process_error(exc, task) from None
+        return passed
+
+    def _step(self, task: SpiffTask) -> StepInfo:
+        spec = task.task_spec
+        bpmn_id = getattr(spec, "bpmn_id", None) or ""
+        step = self.model.step(task.workflow.spec.name, bpmn_id)
+        if step is None:
+            return StepInfo(id=bpmn_id, name=getattr(spec, "bpmn_name", None) or spec.name,
+                            kind=type(spec).__name__)
+        return step
+
+
+def _process_error(exc: SpiffWorkflowException, task: SpiffTask | None) -> ProcessError:
+    failing = getattr(exc, "task", None) or task
+    element = getattr(getattr(failing, "task_spec", None), "bpmn_id", None)
+    message = exc.args[0] if exc.args else str(exc)
+    notes = getattr(exc, "notes", None) or getattr(exc, "__notes__", None) or []
+    cause = getattr(exc, "exception", None)
+    if cause is not None and str(cause) not in str(message):
+        message = f"{message}: {cause}"
+    if notes:
+        message = f"{message} ({'; '.join(str(n) for n in notes)})"
+    return ProcessError(str(message), element=element)

@@ -1,0 +1,67 @@
+"""The only place in onestop that knows what time it is.
+
+The engine takes a :class:`Clock`. Production uses :class:`SystemClock`; tests and
+simulations use :class:`ManualClock` and move time themselves, so nothing ever waits on
+the wall clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Protocol, runtime_checkable
+
+#: Vietnam's civil time (UTC+7, no daylight saving).
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Anything with a ``now()`` returning a timezone-aware datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real time, in Vietnam's time zone."""
+
+    def now(self) -> datetime:
+        return datetime.now(VIETNAM_TZ)
+
+
+class ManualClock:
+    """A clock that only moves when told to: for tests and simulation.
+
+    >>> clock = ManualClock(datetime(2025, 7, 1, 8, 0, tzinfo=VIETNAM_TZ))
+    >>> clock.advance(hours=2).hour
+    10
+    """
+
+    def __init__(self, start: datetime) -> None:
+        self._now = _aware(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, instant: datetime) -> datetime:
+        """Jump to ``instant``; time never goes backwards."""
+        instant = _aware(instant)
+        if instant < self._now:
+            raise ValueError(f"ManualClock cannot go back from {self._now.isoformat()} "
+                             f"to {instant.isoformat()}")
+        self._now = instant
+        return self._now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; returns the new now."""
+        step = delta if delta is not None else timedelta(**kwargs)
+        if step < timedelta(0):
+            raise ValueError("ManualClock cannot go back in time")
+        self._now = self._now + step
+        return self._now
+
+
+def _aware(instant: datetime) -> datetime:
+    if instant.tzinfo is None:
+        raise ValueError(f"instant {instant.isoformat()} has no time zone; give one "
+                         f"(for Vietnam: onestop.clock.VIETNAM_TZ)")
+    return instant

@@ -1,0 +1,176 @@
+"""Public value types: what the engine hands back to portal backends.
+
+Everything here is an immutable snapshot; to act, call the engine again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum, IntEnum
+from typing import Any, Mapping
+
+
+class Channel(IntEnum):
+    """How the dossier reached the one-stop desk (national channel codes)."""
+
+    IN_PERSON = 1
+    ONLINE = 2
+    POSTAL = 3
+
+
+class DossierStatus(IntEnum):
+    """National dossier status codes used for portal sync."""
+
+    NEWLY_REGISTERED = 1
+    RECEIVED = 2
+    NOT_RECEIVED = 3
+    IN_PROGRESS = 4
+    SUPPLEMENT_REQUESTED = 5
+    AWAITING_FINANCIAL_OBLIGATION = 6
+    WITHDRAWAL_REQUESTED = 7
+    PROCESSING_STOPPED = 8
+    RESOLVED = 9
+    RESULT_RETURNED = 10
+
+    @property
+    def label_vi(self) -> str:
+        """The status as officers and citizens read it."""
+        return _STATUS_LABELS_VI[self]
+
+
+_STATUS_LABELS_VI = {
+    DossierStatus.NEWLY_REGISTERED: "Mới đăng ký",
+    DossierStatus.RECEIVED: "Đã tiếp nhận",
+    DossierStatus.NOT_RECEIVED: "Không được tiếp nhận",
+    DossierStatus.IN_PROGRESS: "Đang xử lý",
+    DossierStatus.SUPPLEMENT_REQUESTED: "Yêu cầu bổ sung hồ sơ",
+    DossierStatus.AWAITING_FINANCIAL_OBLIGATION: "Chờ thực hiện nghĩa vụ tài chính",
+    DossierStatus.WITHDRAWAL_REQUESTED: "Công dân yêu cầu rút hồ sơ",
+    DossierStatus.PROCESSING_STOPPED: "Dừng xử lý",
+    DossierStatus.RESOLVED: "Đã giải quyết xong",
+    DossierStatus.RESULT_RETURNED: "Đã trả kết quả",
+}
+
+
+class TaskState(str, Enum):
+    """Where a task stands in an officer's inbox."""
+
+    READY = "ready"
+    CLAIMED = "claimed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class EventKind(str, Enum):
+    """Kinds of entries in the append-only event log."""
+
+    RECEIVED = "received"
+    TASK_READY = "task_ready"
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    COMPLETED = "completed"
+    HANDED_OVER = "handed_over"
+    TIMER_FIRED = "timer_fired"
+    STATUS_CHANGED = "status_changed"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class Officer:
+    """A civil servant and the roles they hold, per agency.
+
+    ``roles`` maps an agency code to the role names held there, e.g.
+    ``{"DESK-XA-01": ["receiving_officer"]}``.
+    """
+
+    id: str
+    name: str
+    roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", {str(agency): frozenset(names)
+                                           for agency, names in dict(self.roles).items()})
+
+    def has_role(self, agency: str, role: str) -> bool:
+        """True when the officer holds ``role`` in ``agency``."""
+        return role in self.roles.get(agency, frozenset())
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A field an officer fills when completing a step: ``required`` fields must be
+    given, and a field with ``choices`` takes one of them."""
+
+    name: str
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step instance waiting for (or done by) an officer."""
+
+    id: str
+    dossier_code: str
+    step: str
+    name: str
+    role: str
+    agency: str
+    state: TaskState
+    ready_at: datetime
+    claimed_by: str | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    form: tuple[FormField, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a dossier's event log (the control sheet is read from these)."""
+
+    dossier_code: str
+    at: datetime
+    kind: EventKind
+    step: str | None
+    actor: str | None
+    agency: str | None
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Dossier:
+    """A snapshot of a dossier (hồ sơ): where it is and who holds it."""
+
+    code: str
+    procedure: str
+    procedure_name: str
+    status: DossierStatus
+    channel: Channel
+    desk_agency: str
+    resolving_agency: str
+    received_at: datetime
+    received_by: str
+    applicant: Mapping[str, Any]
+    components: tuple[str, ...]
+    process: str
+    spec_hash: str
+    finished_at: datetime | None
+    open_tasks: tuple[Task, ...]
+
+    @property
+    def finished(self) -> bool:
+        """True once the process has ended (result returned, refused, ...)."""
+        return self.finished_at is not None
+
+    @property
+    def current_steps(self) -> tuple[str, ...]:
+        """The step ids the dossier is waiting in."""
+        return tuple(task.step for task in self.open_tasks)
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Who holds the dossier now: the claiming officer, or ``role@agency`` for an
+        unclaimed step."""
+        return tuple(task.claimed_by or f"{task.role}@{task.agency}"
+                     for task in self.open_tasks)

@@ -1,0 +1,151 @@
+"""Tables of the onestop store (SQLAlchemy Core).
+
+Every table is prefixed ``onestop_`` so the store can share a database with a portal's own
+tables. Instants are stored as integer microseconds since the Unix epoch (UTC): compact,
+ordered, and the same on SQLite and PostgreSQL. JSON is stored as UTF-8 text without
+escaping, so Vietnamese reads as written in any SQL client.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class Instant(TypeDecorator[datetime]):
+    """A timezone-aware instant stored as microseconds since the epoch."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("instants must be timezone-aware")
+        delta = value - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
+            microsecond=value % 1_000_000)
+
+
+class JsonText(TypeDecorator[Any]):
+    """JSON as readable UTF-8 text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+metadata = MetaData()
+
+specs = Table(
+    "onestop_specs", metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("process_id", String(200), nullable=False),
+    Column("file", String(500), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("loaded_at", Instant, nullable=False),
+)
+
+officers = Table(
+    "onestop_officers", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+officer_roles = Table(
+    "onestop_officer_roles", metadata,
+    Column("officer_id", String(100), ForeignKey("onestop_officers.id"), primary_key=True),
+    Column("agency", String(100), primary_key=True),
+    Column("role", String(100), primary_key=True),
+)
+
+counters = Table(
+    "onestop_counters", metadata,
+    Column("key", String(120), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+dossiers = Table(
+    "onestop_dossiers", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("code", String(120), nullable=False),
+    Column("procedure", String(64), nullable=False),
+    Column("spec_hash", String(64), ForeignKey("onestop_specs.hash"), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("channel", SmallInteger, nullable=False),
+    Column("desk_agency", String(100), nullable=False),
+    Column("resolving_agency", String(100), nullable=False),
+    Column("received_at", Instant, nullable=False),
+    Column("received_by", String(100), nullable=False),
+    Column("finished_at", Instant, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("info", JsonText, nullable=False),
+    Column("state", LargeBinary, nullable=True),
+    UniqueConstraint("code", name="uq_onestop_dossiers_code"),
+)
+Index("ix_onestop_dossiers_status", dossiers.c.status)
+
+tasks = Table(
+    "onestop_tasks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("role", String(100), nullable=False),
+    Column("agency", String(100), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("claimed_by", String(100), nullable=True),
+    Column("ready_at", Instant, nullable=False),
+    Column("closed_at", Instant, nullable=True),
+    Column("closed_by", String(100), nullable=True),
+)
+Index("ix_onestop_tasks_inbox", tasks.c.agency, tasks.c.role, tasks.c.state)
+Index("ix_onestop_tasks_dossier", tasks.c.dossier_id)
+
+events = Table(
+    "onestop_events", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("step", String(200), nullable=True),
+    Column("actor", String(100), nullable=True),
+    Column("agency", String(100), nullable=True),
+    Column("detail", JsonText, nullable=True),
+)
+Index("ix_onestop_events_dossier", events.c.dossier_id)
