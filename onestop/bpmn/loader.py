@@ -57,6 +57,10 @@ _ID_ATTRIBUTES = ("sourceRef", "targetRef", "attachedToRef", "processRef", "bpmn
                   "messageRef", "signalRef", "errorRef", "escalationRef", "dataObjectRef",
                   "dataStoreRef", "default")
 _ID_TEXT_ELEMENTS = ("flowNodeRef", "incoming", "outgoing", "sourceRef", "targetRef")
+#: Names SpiffWorkflow gives its own internal tasks; a model element with one of these ids
+#: would silently replace them.
+_RESERVED_IDS = frozenset({"Start", "End", "Root"})
+_RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,10 @@ def _check_document(root: etree._Element, name: str) -> None:
         element_id = element.get("id")
         if element_id is None:
             continue
+        if element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES):
+            raise ModelError(f"id {element_id!r} is reserved by the engine; rename the "
+                             f"element (e.g. '{element_id}Event_1')", file=name,
+                             element=element_id, line=element.sourceline)
         if element_id in ids:
             raise ModelError(f"id {element_id!r} is used twice (also on line "
                              f"{ids[element_id].sourceline})", file=name,
@@ -266,8 +274,11 @@ def _expressions(task_spec: Any) -> list[tuple[str, str]]:
         if isinstance(value, str) and value.strip():
             found.append((value, "exec"))
     for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
-        if isinstance(condition, str) and condition.strip():
-            found.append((condition, "eval"))
+        # Gateways wrap each flow's condition in an operator holding the expression text.
+        text = condition if isinstance(condition, str) else \
+            next(iter(getattr(condition, "args", None) or []), None)
+        if isinstance(text, str) and text.strip():
+            found.append((text, "eval"))
     for attribute in ("condition", "cardinality"):
         value = getattr(task_spec, attribute, None)
         if isinstance(value, str) and value.strip():

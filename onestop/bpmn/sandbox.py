@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any, Callable, Mapping, MutableMapping
+from typing import Any, Mapping, MutableMapping
 
 from ..errors import ModelError, UnsafeModelError
 
@@ -79,17 +79,21 @@ def check(source: str, mode: str = "eval") -> ast.AST:
     except SyntaxError as exc:
         raise ModelError(f"syntax error in {'condition' if mode == 'eval' else 'script'} "
                          f"{source.strip()!r}: {exc.msg}") from None
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))
+    # Report the most telling problem first: forbidden constructs, then reserved names,
+    # then what may be called or accessed.
+    for node in nodes:
         if not isinstance(node, _ALLOWED_NODES):
             why = _WHY_FORBIDDEN.get(type(node), f"{type(node).__name__} is not allowed")
             raise UnsafeModelError(f"{why} in {source.strip()!r}")
+    for node in nodes:
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             raise UnsafeModelError(f"name {node.id!r} is not allowed (names starting "
                                    f"with '_' are reserved) in {source.strip()!r}")
-        if isinstance(node, ast.Attribute):
-            if node.attr.startswith("_") or node.attr not in SAFE_METHODS:
-                raise UnsafeModelError(f"attribute {node.attr!r} is not allowed in "
-                                       f"{source.strip()!r}")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise UnsafeModelError(f"attribute {node.attr!r} is not allowed (names starting "
+                                   f"with '_' are reserved) in {source.strip()!r}")
+    for node in nodes:
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id not in SAFE_BUILTINS:
@@ -99,6 +103,11 @@ def check(source: str, mode: str = "eval") -> ast.AST:
             if not isinstance(func, (ast.Name, ast.Attribute)):
                 raise UnsafeModelError(f"only named functions and data methods may be "
                                        f"called in {source.strip()!r}")
+    for node in nodes:
+        if isinstance(node, ast.Attribute) and node.attr not in SAFE_METHODS:
+            raise UnsafeModelError(f"attribute {node.attr!r} is not allowed in "
+                                   f"{source.strip()!r} (allowed methods: get, keys, "
+                                   f"values, items, lower, upper, strip, split, join, ...)")
     return tree
 
 
@@ -145,12 +154,3 @@ def _ensure_storable(key: str, value: Any) -> None:
     except (TypeError, ValueError):
         raise ModelError(f"script set {key!r} to a {type(value).__name__}, which cannot be "
                          f"stored (use numbers, text, lists and dicts)") from None
-
-
-def check_all(sources: list[tuple[str, str]], on_error: Callable[[str, Exception], None]) -> None:
-    """Check each ``(source, mode)``; report failures through ``on_error``."""
-    for source, mode in sources:
-        try:
-            check(source, mode)
-        except ModelError as exc:
-            on_error(source, exc)

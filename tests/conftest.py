@@ -1,0 +1,94 @@
+"""Shared fixtures: a manual clock, engines on SQLite (and PostgreSQL when CI provides
+one through ONESTOP_TEST_POSTGRES), and the staff of the shipped catalogue."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from onestop import VIETNAM_TZ, Engine, ManualClock, Officer
+
+DATA = Path(__file__).parent / "data"
+POSTGRES_URL = os.environ.get("ONESTOP_TEST_POSTGRES")
+
+STAFF = [
+    Officer("tn.an", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}),
+    Officer("lv.binh", "Lê Văn Bình", {"AN-BINH-KT": ["specialist"]}),
+    Officer("pq.cuong", "Phạm Quốc Cường", {"AN-BINH-KT": ["leader"]}),
+    Officer("dt.dung", "Đặng Thùy Dung", {"AN-BINH-TP": ["specialist"]}),
+    Officer("ttpv.lan", "Ngô Thị Lan", {"TINH-TTPVHCC": ["receiving_officer"]}),
+]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ))
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    from onestop.store.schema import metadata
+
+    sql = create_engine(url)
+    metadata.drop_all(sql)
+    sql.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each backend the machine has."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'onestop.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server (set ONESTOP_TEST_POSTGRES; .ci/run does)")
+    _reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'onestop.db'}"
+
+
+@pytest.fixture
+def make_engine(clock: ManualClock) -> Iterator[Callable[..., Engine]]:
+    opened: list[Engine] = []
+
+    def make(database: str, **kwargs: object) -> Engine:
+        kwargs.setdefault("clock", clock)
+        engine = Engine(database, **kwargs)  # type: ignore[arg-type]
+        opened.append(engine)
+        return engine
+
+    yield make
+    for engine in opened:
+        engine.close()
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine], database: str) -> Engine:
+    """An engine on the shipped library with the test staff registered."""
+    eng = make_engine(database)
+    for officer in STAFF:
+        eng.add_officer(officer)
+    return eng
+
+
+def drive(engine: Engine, code: str, answers: dict[str, list[dict]] | None = None,
+          stop_before: str | None = None) -> None:
+    """Let the staff complete the dossier's steps, answering forms from ``answers``."""
+    queue = {k: list(v) for k, v in (answers or {"Task_CheckDossier": [{"outcome": "accept"}]}).items()}
+    for _ in range(50):
+        dossier = engine.dossier(code)
+        if not dossier.open_tasks or dossier.open_tasks[0].step == stop_before:
+            return
+        task = dossier.open_tasks[0]
+        officer = next(o.id for o in STAFF if o.has_role(task.agency, task.role))
+        replies = queue.get(task.step)
+        engine.complete(task.id, officer, replies.pop(0) if replies else {})
+    raise AssertionError("dossier did not finish in 50 steps")

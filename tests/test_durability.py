@@ -1,0 +1,119 @@
+"""Durability: restart in another process, spec stored once, model versions pinned."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import zlib
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+
+from onestop import DossierStatus, EventKind
+from onestop.store.schema import dossiers, specs
+
+from .conftest import STAFF, drive
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    for officer in STAFF:
+        engine.add_officer(officer)
+    code = engine.receive("2.000575", applicant={"name": "Đỗ Văn Lâm"},
+                          components=["giay-de-nghi"], officer="tn.an").code
+    drive(engine, code, stop_before="Task_Examine")
+    engine.close()
+
+    script = tmp_path / "other_process.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from datetime import datetime
+        from onestop import Engine, ManualClock, VIETNAM_TZ
+        clock = ManualClock(datetime(2025, 7, 8, 9, 0, tzinfo=VIETNAM_TZ))
+        engine = Engine({sqlite_url!r}, clock=clock)
+        task = engine.inbox("lv.binh")[0]
+        dossier = engine.complete(task.id, "lv.binh", {{"opinion": "Đủ điều kiện"}})
+        print(json.dumps({{"task": task.step, "status": int(dossier.status),
+                          "now": list(dossier.current_steps)}}))
+        engine.close()
+    """), encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"task": "Task_Examine", "status": 4, "now": ["Task_Approve"]}
+
+    reopened = make_engine(sqlite_url)
+    dossier = reopened.dossier(code)
+    assert dossier.current_steps == ("Task_Approve",)
+    examined = [e for e in reopened.history(code)
+                if e.kind is EventKind.COMPLETED and e.step == "Task_Examine"][0]
+    assert examined.actor == "lv.binh" and examined.detail == {"opinion": "Đủ điều kiện"}
+    assert examined.at.isoformat() == "2025-07-08T09:00:00+07:00"
+    drive(reopened, code)
+    assert reopened.dossier(code).status is DossierStatus.RESULT_RETURNED
+
+
+def test_each_spec_is_stored_once_not_inside_every_dossier(engine, database):
+    codes = [engine.receive("2.000575", applicant={"name": f"Người nộp {i}"},
+                            components=["giay-de-nghi"], officer="tn.an").code for i in range(12)]
+    drive(engine, codes[0], stop_before="Task_Approve")
+    sql = create_engine(database)
+    with sql.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(specs)).scalar() == 1
+        states = conn.execute(select(dossiers.c.state)).scalars().all()
+    sql.dispose()
+    assert len(states) == 12
+    for state in states:
+        document = json.loads(zlib.decompress(state))
+        assert "spec" not in document and "subprocess_specs" not in document
+        assert "task_specs" not in json.dumps(document)
+        assert len(state) < 2048
+
+
+def _library_copy(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(ROOT / "processes", folder)
+    return folder
+
+
+def test_dossier_keeps_its_model_version_when_a_new_one_is_loaded(make_engine, sqlite_url, tmp_path):
+    v1 = _library_copy(tmp_path, "v1")
+    engine = make_engine(sqlite_url, library=v1)
+    for officer in STAFF:
+        engine.add_officer(officer)
+    old = engine.receive("2.000575", applicant={"name": "Mai"}, components=["giay-de-nghi"],
+                         officer="tn.an")
+    engine.close()
+
+    # Version 2 skips digitization: accepted dossiers go straight to transfer.
+    v2 = _library_copy(tmp_path, "v2")
+    model = (v2 / "standard.bpmn").read_text(encoding="utf-8")
+    model = model.replace('<bpmn:sequenceFlow id="Flow_Accepted_Digitize" sourceRef="Event_Accepted" targetRef="Task_Digitize" />',
+                          '<bpmn:sequenceFlow id="Flow_Accepted_Digitize" sourceRef="Event_Accepted" targetRef="Task_Transfer" />')
+    model = model.replace('<bpmn:incoming>Flow_Digitize_Transfer</bpmn:incoming>',
+                          '<bpmn:incoming>Flow_Accepted_Digitize</bpmn:incoming>', 1)
+    (v2 / "standard.bpmn").write_text(model, encoding="utf-8")
+    engine = make_engine(sqlite_url, library=v2)
+    new = engine.receive("2.000575", applicant={"name": "Lan"}, components=["giay-de-nghi"],
+                         officer="tn.an")
+    assert new.spec_hash != old.spec_hash
+    assert engine.dossier(old.code).spec_hash == old.spec_hash
+
+    for code in (old.code, new.code):
+        task = engine.dossier(code).open_tasks[0]
+        engine.complete(task.id, "tn.an", {"outcome": "accept"})
+    assert engine.dossier(old.code).current_steps == ("Task_Digitize",)
+    assert engine.dossier(new.code).current_steps == ("Task_Transfer",)
+    drive(engine, old.code)
+    assert engine.dossier(old.code).status is DossierStatus.RESULT_RETURNED
+
+    sql = create_engine(sqlite_url)
+    with sql.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(specs)).scalar() == 2
+    sql.dispose()
