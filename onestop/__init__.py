@@ -17,6 +17,7 @@ from .errors import (
     OnestopError,
     PermissionDenied,
     ProcessError,
+    StoreError,
     TaskNotFound,
     UnknownAgency,
     UnknownOfficer,
@@ -43,7 +44,7 @@ __all__ = [
     "Dossier", "DossierNotFound", "DossierStatus", "Duration", "Engine", "Event",
     "EventKind", "FormField", "InvalidInput", "Library", "ManualClock", "ModelError",
     "OnestopError", "Officer", "PermissionDenied", "Procedure", "ProcessError",
-    "RECEIVING_ROLE", "SystemClock", "Task", "TaskNotFound", "TaskState", "Unit",
+    "RECEIVING_ROLE", "StoreError", "SystemClock", "Task", "TaskNotFound", "TaskState", "Unit",
     "UnknownAgency", "UnknownOfficer", "UnknownProcedure", "UnsafeModelError",
     "VIETNAM_TZ", "default_library_path", "load_catalog", "load_library",
 ]

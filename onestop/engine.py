@@ -32,10 +32,8 @@ from .model import (
     DossierStatus,
     Event,
     EventKind,
-    FormField,
     Officer,
     Task,
-    TaskState,
 )
 from .store import Store, Tx
 
@@ -71,14 +69,17 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.library = library if isinstance(library, Library) else load_library(library)
         self._store = Store(database, durability=durability)
-        self._models: dict[str, ProcessModel] = {}
+        self._models: dict[int, ProcessModel] = {}
+        self._spec_ids: dict[str, int] = {}
         self._instances: OrderedDict[int, tuple[int, Instance]] = OrderedDict()
         self._cache_size = cache_size
         now = self.clock.now()
         with self._store.write() as tx:
             for model in self.library.models.values():
-                tx.ensure_spec(model.spec_hash, model.process_id, model.file, model.body, now)
-                self._models[model.spec_hash] = model
+                spec_id = tx.ensure_spec(model.spec_hash, model.process_id, model.file,
+                                         model.body, now)
+                self._models[spec_id] = model
+                self._spec_ids[model.spec_hash] = spec_id
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -165,30 +166,36 @@ class Engine:
             if desk is None:
                 raise InvalidInput("desk= is required when no officer receives the dossier")
             catalog.agency(desk)
-            local = now.astimezone(VIETNAM_TZ)
-            day = local.strftime("%y%m%d")
+            day = now.astimezone(VIETNAM_TZ).strftime("%y%m%d")
             code = f"{desk}-{day}-{tx.next_sequence(f'{desk}:{day}'):04d}"
             missing = [c.code for c in proc.components if c.required and c.code not in handed_in]
             instance, passed = Instance.start(model, {
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
             })
+            context = _Context(code, desk, resolver, proc.agencies,
+                               DossierStatus.NEWLY_REGISTERED)
+            progress = _progress(context, instance, passed, now, actor=actor, completed=None,
+                                 was_open=())
             info = {"applicant": dict(applicant), "components": handed_in,
                     "agencies": dict(proc.agencies)}
-            dossier_id = tx.insert_dossier({
-                "code": code, "procedure": proc.code, "spec_hash": model.spec_hash,
-                "status": int(DossierStatus.NEWLY_REGISTERED), "channel": int(channel),
+            values = {
+                "code": code, "procedure": proc.code,
+                "spec_id": self._spec_ids[model.spec_hash],
+                "status": int(progress.status), "channel": int(channel),
                 "desk_agency": desk, "resolving_agency": resolver, "received_at": now,
-                "received_by": actor, "finished_at": None, "info": info, "state": None,
-            })
-            tx.append_events([_event(dossier_id, now, EventKind.RECEIVED, None, actor, desk,
-                                     {"procedure": proc.code, "channel": int(channel),
-                                      "components": handed_in})])
-            dossier = _DossierRow(dossier_id, code, desk, resolver, proc.agencies,
-                                  DossierStatus.NEWLY_REGISTERED, 1)
-            self._record_progress(tx, dossier, instance, passed, now, actor=actor,
-                                  completed=None, previously_open=[])
-        return self.dossier(code)
+                "received_by": actor, "finished_at": now if progress.finished else None,
+                "info": info, "state": instance.dump(),
+            }
+            dossier_id = tx.insert_dossier(values)
+            received = _event(now, EventKind.RECEIVED, None, actor, desk,
+                              {"procedure": proc.code, "channel": int(channel),
+                               "components": handed_in})
+            tx.append_events([{**e, "dossier_id": dossier_id}
+                              for e in (received, *progress.events)])
+            tx.insert_tasks([{**t, "dossier_id": dossier_id} for t in progress.new_tasks])
+            self._remember(dossier_id, 1, instance)
+            return self._snapshot(values, tx.open_tasks(dossier_id), model)
 
     def claim(self, task_id: str, officer: str) -> Task:
         """Take a task into one's own hands (nhận xử lý); others no longer see it."""
@@ -196,26 +203,26 @@ class Engine:
         with self._store.write() as tx:
             row, clerk = self._authorised_task(tx, task_id, officer)
             if row.claimed_by == clerk.id:
-                return _task(row, self._form_of(tx, row))
-            if not tx.claim_task(task_id, clerk.id):
-                raise PermissionDenied(f"task {task_id} of dossier {row.dossier_code} is "
-                                       f"already claimed by {row.claimed_by}")
-            tx.append_events([_event(row.dossier_id, now, EventKind.CLAIMED, row.step,
-                                     clerk.id, row.agency, None)])
-            return _task(tx.task(task_id), self._form_of(tx, row))
+                return self._task(tx, tx.task(row.task_id))
+            if not tx.claim_task(row.task_id, clerk.id):
+                raise PermissionDenied(f"task {task_id} of dossier {row.code} is already "
+                                       f"claimed by {row.claimed_by}")
+            tx.append_events([{**_event(now, EventKind.CLAIMED, row.step, clerk.id,
+                                        row.agency, None), "dossier_id": row.id}])
+            return self._task(tx, tx.task(row.task_id))
 
     def release(self, task_id: str, officer: str) -> Task:
         """Hand a claimed task back to the pool of its role (trả lại)."""
         now = self.clock.now()
         with self._store.write() as tx:
             row, clerk = self._authorised_task(tx, task_id, officer)
-            if not tx.release_task(task_id, clerk.id):
+            if not tx.release_task(row.task_id, clerk.id):
                 holder = f"claimed by {row.claimed_by}" if row.claimed_by else "not claimed"
-                raise PermissionDenied(f"task {task_id} of dossier {row.dossier_code} is "
-                                       f"{holder}; only its holder can hand it back")
-            tx.append_events([_event(row.dossier_id, now, EventKind.RELEASED, row.step,
-                                     clerk.id, row.agency, None)])
-            return _task(tx.task(task_id), self._form_of(tx, row))
+                raise PermissionDenied(f"task {task_id} of dossier {row.code} is {holder}; "
+                                       f"only its holder can hand it back")
+            tx.append_events([{**_event(now, EventKind.RELEASED, row.step, clerk.id,
+                                        row.agency, None), "dossier_id": row.id}])
+            return self._task(tx, tx.task(row.task_id))
 
     def complete(self, task_id: str, officer: str, data: Mapping[str, Any] | None = None) -> Dossier:
         """Complete a task with its form data and move the dossier on.
@@ -231,53 +238,50 @@ class Engine:
             with self._store.write() as tx:
                 row, clerk = self._authorised_task(tx, task_id, officer)
                 if row.claimed_by not in (None, clerk.id):
-                    raise PermissionDenied(f"task {task_id} of dossier {row.dossier_code} is "
+                    raise PermissionDenied(f"task {task_id} of dossier {row.code} is "
                                            f"claimed by {row.claimed_by}")
-                dossier_row = tx.dossier_by_id(row.dossier_id, lock=True)
-                assert dossier_row is not None
-                model = self._model(tx, dossier_row.spec_hash)
-                _validate_form(self._step_anywhere(model, row.step), data, row.dossier_code)
-                previously_open = tx.open_tasks(row.dossier_id)
-                touched = row.dossier_id
-                instance = self._instance(tx, dossier_row)
+                model = self._model(tx, row.spec_id)
+                _validate_form(_find_step(model, row.step), data, row.code)
+                touched = row.id
+                instance = self._instance(tx, row, model)
+                was_open = [t.id for t in instance.open_tasks()]
                 try:
-                    passed = instance.complete(task_id, data)
+                    passed = instance.complete(row.task_id, data)
                 except ProcessError as exc:
-                    raise ProcessError(exc.reason, dossier=row.dossier_code,
+                    raise ProcessError(exc.reason, dossier=row.code,
                                        element=exc.element) from None
-                tx.close_task(task_id, TaskState.COMPLETED.value, now, clerk.id)
-                tx.append_events([_event(row.dossier_id, now, EventKind.COMPLETED, row.step,
-                                         clerk.id, row.agency, data or None)])
-                self._record_progress(tx, _DossierRow.of(dossier_row), instance, passed, now,
-                                      actor=clerk.id, completed=row,
-                                      previously_open=previously_open)
+                context = _Context(row.code, row.desk_agency, row.resolving_agency,
+                                   row.info.get("agencies", {}), DossierStatus(row.status))
+                progress = _progress(context, instance, passed, now, actor=clerk.id,
+                                     completed=row, was_open=was_open)
+                done = _event(now, EventKind.COMPLETED, row.step, clerk.id, row.agency,
+                              data or None)
+                tx.delete_task(row.task_id)
+                for stale in progress.gone:
+                    tx.delete_task(stale)
+                state = instance.dump()
+                finished_at = now if progress.finished else None
+                version = tx.update_dossier(row.id, row.version, status=int(progress.status),
+                                            state=state, finished_at=finished_at)
+                tx.append_events([{**e, "dossier_id": row.id} for e in (done, *progress.events)])
+                tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
+                self._remember(row.id, version, instance)
+                values = dict(row._mapping, status=int(progress.status), state=state,
+                              finished_at=finished_at)
+                return self._snapshot(values, tx.open_tasks(row.id), model)
         except BaseException:
             # The cached workflow may hold changes the database never got.
             if touched is not None:
                 self._instances.pop(touched, None)
             raise
-        return self.dossier(row.dossier_code)
 
     # -- queries -------------------------------------------------------------------
     def dossier(self, code: str) -> Dossier:
         """A snapshot of a dossier: status, open steps and who holds them."""
         with self._store.read() as tx:
             row = self._dossier_row(tx, code)
-            open_rows = tx.open_tasks(row.id)
-            model = self._model(tx, row.spec_hash)
-        proc = self.library.catalog.procedures.get(row.procedure)
-        return Dossier(
-            code=row.code, procedure=row.procedure,
-            procedure_name=proc.name if proc else row.procedure,
-            status=DossierStatus(row.status), channel=Channel(row.channel),
-            desk_agency=row.desk_agency, resolving_agency=row.resolving_agency,
-            received_at=_local(row.received_at), received_by=row.received_by,
-            applicant=row.info.get("applicant", {}),
-            components=tuple(row.info.get("components", [])),
-            process=model.process_id, spec_hash=row.spec_hash,
-            finished_at=_local(row.finished_at) if row.finished_at else None,
-            open_tasks=tuple(_task(t, self._form_in(model, t.step)) for t in open_rows),
-        )
+            return self._snapshot(row._mapping, tx.open_tasks(row.id),
+                                  self._model(tx, row.spec_id))
 
     def history(self, code: str) -> list[Event]:
         """Every event of a dossier, oldest first."""
@@ -293,15 +297,16 @@ class Engine:
         with self._store.read() as tx:
             clerk = self._officer(tx, officer)
             pairs = [(agency, role) for agency, roles in clerk.roles.items() for role in roles]
-            return [_task(r, self._form_of(tx, r)) for r in tx.inbox(clerk.id, pairs)]
+            return [self._task(tx, r) for r in tx.inbox(clerk.id, pairs)]
 
     def task(self, task_id: str) -> Task:
-        """One task by id."""
+        """One open task by id."""
         with self._store.read() as tx:
             row = tx.task(str(task_id))
             if row is None:
-                raise TaskNotFound(f"no task with id {task_id!r}")
-            return _task(row, self._form_of(tx, row))
+                raise TaskNotFound(f"no open task with id {task_id!r} (completed and "
+                                   f"cancelled tasks are in the dossier's history)")
+            return self._task(tx, row)
 
     # -- internals -----------------------------------------------------------------
     def _officer(self, tx: Tx, officer_id: str) -> Officer:
@@ -313,7 +318,7 @@ class Engine:
     def _dossier_row(self, tx: Tx, code: str) -> Any:
         if not isinstance(code, str) or not _DOSSIER_CODE.match(code):
             raise DossierNotFound(f"{code!r} is not a dossier code (expected "
-                                  f"DESK-YYMMDD-NNNN, e.g. H12.XA-AN-BINH-250701-0001)")
+                                  f"DESK-YYMMDD-NNNN, e.g. AN-BINH-MC-250701-0001)")
         row = tx.dossier(code)
         if row is None:
             raise DossierNotFound(f"no dossier with code {code}")
@@ -321,34 +326,33 @@ class Engine:
 
     def _authorised_task(self, tx: Tx, task_id: str, officer_id: str) -> tuple[Any, Officer]:
         clerk = self._officer(tx, officer_id)
-        row = tx.task(str(task_id), lock=True)
+        row = tx.task_with_dossier(str(task_id))
         if row is None:
-            raise TaskNotFound(f"no task with id {task_id!r}")
-        if row.state not in ("ready", "claimed"):
-            raise TaskNotFound(f"task {task_id} of dossier {row.dossier_code} is {row.state}, "
-                               f"not open")
+            raise TaskNotFound(f"no open task with id {task_id!r} (completed and cancelled "
+                               f"tasks are in the dossier's history)")
         if not clerk.has_role(row.agency, row.role):
             raise PermissionDenied(f"officer {clerk.id} does not hold the role {row.role!r} in "
                                    f"agency {row.agency}, which step {row.step} of dossier "
-                                   f"{row.dossier_code} needs")
+                                   f"{row.code} needs")
         return row, clerk
 
-    def _model(self, tx: Tx, spec_hash: str) -> ProcessModel:
-        model = self._models.get(spec_hash)
+    def _model(self, tx: Tx, spec_id: int) -> ProcessModel:
+        model = self._models.get(spec_id)
         if model is None:
-            body = tx.spec_body(spec_hash)
-            if body is None:
-                raise ModelError(f"model {spec_hash} is missing from the store")
-            model = model_from_body(body)
-            self._models[spec_hash] = model
+            found = tx.spec(spec_id)
+            if found is None:
+                raise ModelError(f"model {spec_id} is missing from the store")
+            model = model_from_body(found.body)
+            self._models[spec_id] = model
+            self._spec_ids[model.spec_hash] = spec_id
         return model
 
-    def _instance(self, tx: Tx, row: Any) -> Instance:
+    def _instance(self, tx: Tx, row: Any, model: ProcessModel) -> Instance:
         cached = self._instances.get(row.id)
         if cached is not None and cached[0] == row.version:
             self._instances.move_to_end(row.id)
             return cached[1]
-        return Instance.restore(self._model(tx, row.spec_hash), row.state)
+        return Instance.restore(model, row.state)
 
     def _remember(self, dossier_id: int, version: int, instance: Instance) -> None:
         self._instances[dossier_id] = (version, instance)
@@ -356,84 +360,45 @@ class Engine:
         while len(self._instances) > self._cache_size:
             self._instances.popitem(last=False)
 
-    def _form_of(self, tx: Tx, row: Any) -> tuple[FormField, ...]:
-        return self._form_in(self._model(tx, row.spec_hash), row.step)
+    def _task(self, tx: Tx, row: Any) -> Task:
+        step = _find_step(self._model(tx, row.spec_id), row.step)
+        return Task(id=row.id, dossier_code=row.dossier_code, step=row.step,
+                    name=step.name if step else row.step, role=row.role, agency=row.agency,
+                    ready_at=_local(row.ready_at), claimed_by=row.claimed_by,
+                    form=step.form if step else ())
 
-    def _form_in(self, model: ProcessModel, step_id: str) -> tuple[FormField, ...]:
-        step = self._step_anywhere(model, step_id)
-        return step.form if step is not None else ()
-
-    @staticmethod
-    def _step_anywhere(model: ProcessModel, step_id: str) -> StepInfo | None:
-        for per_process in model.steps.values():
-            if step_id in per_process:
-                return per_process[step_id]
-        return None
-
-    def _record_progress(self, tx: Tx, dossier: "_DossierRow", instance: Instance,
-                         passed: Iterable[StepInfo], now: datetime, *, actor: str,
-                         completed: Any, previously_open: Sequence[Any]) -> None:
-        """Store what a start or completion changed: tasks, statuses, handovers, state."""
-        events: list[dict[str, Any]] = []
-        status = dossier.status
-        for step in passed:
-            if step.status is not None and step.status != status:
-                events.append(_event(dossier.id, now, EventKind.STATUS_CHANGED, step.id,
-                                     actor, None, {"from": int(status), "to": step.status}))
-                status = DossierStatus(step.status)
-        open_now = instance.open_tasks()
-        open_ids = {t.id for t in open_now}
-        known = {r.id for r in previously_open}
-        if completed is not None:
-            known.discard(completed.id)
-        for stale in known - open_ids:
-            tx.close_task(stale, TaskState.CANCELLED.value, now, None)
-        new_rows = []
-        for task in open_now:
-            if task.id in known:
-                continue
-            agency = dossier.agency_for(task.step)
-            new_rows.append({"id": task.id, "dossier_id": dossier.id, "step": task.step.id,
-                             "name": task.step.name, "role": task.step.role or "",
-                             "agency": agency, "state": TaskState.READY.value,
-                             "claimed_by": None, "ready_at": now, "closed_at": None,
-                             "closed_by": None})
-            events.append(_event(dossier.id, now, EventKind.TASK_READY, task.step.id, None,
-                                 agency, {"role": task.step.role}))
-            if completed is not None:
-                events.append(_event(dossier.id, now, EventKind.HANDED_OVER, completed.step,
-                                     actor, completed.agency,
-                                     {"to_step": task.step.id, "to_agency": agency,
-                                      "to_role": task.step.role}))
-            if task.step.status is not None and task.step.status != status:
-                events.append(_event(dossier.id, now, EventKind.STATUS_CHANGED, task.step.id,
-                                     actor, None, {"from": int(status), "to": task.step.status}))
-                status = DossierStatus(task.step.status)
-        tx.insert_tasks(new_rows)
-        finished = instance.completed
-        if finished:
-            events.append(_event(dossier.id, now, EventKind.FINISHED, None, actor, None,
-                                 {"status": int(status)}))
-        tx.append_events(events)
-        values: dict[str, Any] = {"status": int(status), "state": instance.dump()}
-        if finished:
-            values["finished_at"] = now
-        version = tx.update_dossier(dossier.id, dossier.version, values)
-        self._remember(dossier.id, version, instance)
+    def _snapshot(self, row: Mapping[str, Any], open_rows: Sequence[Any],
+                  model: ProcessModel) -> Dossier:
+        proc = self.library.catalog.procedures.get(row["procedure"])
+        info = row["info"]
+        open_tasks = []
+        for task in open_rows:
+            step = _find_step(model, task.step)
+            open_tasks.append(Task(id=task.id, dossier_code=row["code"], step=task.step,
+                                   name=step.name if step else task.step, role=task.role,
+                                   agency=task.agency, ready_at=_local(task.ready_at),
+                                   claimed_by=task.claimed_by,
+                                   form=step.form if step else ()))
+        return Dossier(
+            code=row["code"], procedure=row["procedure"],
+            procedure_name=proc.name if proc else row["procedure"],
+            status=DossierStatus(row["status"]), channel=Channel(row["channel"]),
+            desk_agency=row["desk_agency"], resolving_agency=row["resolving_agency"],
+            received_at=_local(row["received_at"]), received_by=row["received_by"],
+            applicant=info.get("applicant", {}), components=tuple(info.get("components", [])),
+            process=model.process_id, spec_hash=model.spec_hash,
+            finished_at=_local(row["finished_at"]) if row["finished_at"] else None,
+            open_tasks=tuple(open_tasks),
+        )
 
 
-class _DossierRow:
-    """The few dossier columns progress bookkeeping needs."""
+class _Context:
+    """What progress bookkeeping needs to know of a dossier."""
 
-    def __init__(self, id: int, code: str, desk: str, resolver: str,
-                 slots: Mapping[str, str], status: DossierStatus, version: int) -> None:
-        self.id, self.code, self.desk, self.resolver = id, code, desk, resolver
-        self.slots, self.status, self.version = dict(slots), status, version
-
-    @classmethod
-    def of(cls, row: Any) -> "_DossierRow":
-        return cls(row.id, row.code, row.desk_agency, row.resolving_agency,
-                   row.info.get("agencies", {}), DossierStatus(row.status), row.version)
+    def __init__(self, code: str, desk: str, resolver: str, slots: Mapping[str, str],
+                 status: DossierStatus) -> None:
+        self.code, self.desk, self.resolver = code, desk, resolver
+        self.slots, self.status = dict(slots), status
 
     def agency_for(self, step: StepInfo) -> str:
         slot = step.agency or "resolver"
@@ -444,18 +409,69 @@ class _DossierRow:
         return self.slots.get(slot, slot)
 
 
-def _event(dossier_id: int, at: datetime, kind: EventKind, step: str | None,
-           actor: str | None, agency: str | None, detail: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"dossier_id": dossier_id, "at": at, "kind": kind.value, "step": step,
-            "actor": actor, "agency": agency, "detail": dict(detail) if detail else None}
+class _Progress:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.new_tasks: list[dict[str, Any]] = []
+        self.gone: list[str] = []
+        self.status = DossierStatus.NEWLY_REGISTERED
+        self.finished = False
 
 
-def _task(row: Any, form: tuple[FormField, ...]) -> Task:
-    return Task(id=row.id, dossier_code=row.dossier_code, step=row.step, name=row.name,
-                role=row.role, agency=row.agency, state=TaskState(row.state),
-                ready_at=_local(row.ready_at), claimed_by=row.claimed_by,
-                closed_at=_local(row.closed_at) if row.closed_at else None,
-                closed_by=row.closed_by, form=form)
+def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo], now: datetime,
+              *, actor: str, completed: Any, was_open: Sequence[str]) -> _Progress:
+    """What a start or a completion changed: new tasks, statuses, handovers, the end."""
+    progress = _Progress()
+    status = dossier.status
+
+    def set_status(step: StepInfo) -> None:
+        nonlocal status
+        if step.status is not None and step.status != status:
+            progress.events.append(_event(now, EventKind.STATUS_CHANGED, step.id, actor, None,
+                                          {"from": int(status), "to": step.status}))
+            status = DossierStatus(step.status)
+
+    for step in passed:
+        set_status(step)
+    open_now = instance.open_tasks()
+    known = set(was_open)
+    if completed is not None:
+        known.discard(completed.task_id)
+    open_ids = {t.id for t in open_now}
+    progress.gone = sorted(known - open_ids)
+    for task in open_now:
+        if task.id in known:
+            continue
+        agency = dossier.agency_for(task.step)
+        progress.new_tasks.append({"id": task.id, "step": task.step.id,
+                                   "role": task.step.role or "", "agency": agency,
+                                   "claimed_by": None, "ready_at": now})
+        progress.events.append(_event(now, EventKind.TASK_READY, task.step.id, None, agency, None))
+        if completed is not None:
+            progress.events.append(_event(now, EventKind.HANDED_OVER, completed.step, actor,
+                                          completed.agency,
+                                          {"to_step": task.step.id, "to_agency": agency,
+                                           "to_role": task.step.role}))
+        set_status(task.step)
+    progress.finished = instance.completed
+    if progress.finished:
+        progress.events.append(_event(now, EventKind.FINISHED, None, actor, None,
+                                      {"status": int(status)}))
+    progress.status = status
+    return progress
+
+
+def _find_step(model: ProcessModel, step_id: str) -> StepInfo | None:
+    for per_process in model.steps.values():
+        if step_id in per_process:
+            return per_process[step_id]
+    return None
+
+
+def _event(at: datetime, kind: EventKind, step: str | None, actor: str | None,
+           agency: str | None, detail: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"at": at, "kind": kind.value, "step": step, "actor": actor, "agency": agency,
+            "detail": dict(detail) if detail else None}
 
 
 def _local(instant: datetime) -> datetime:

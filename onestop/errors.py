@@ -97,6 +97,10 @@ class ProcessError(OnestopError):
         self.reason = message
 
 
+class StoreError(OnestopError):
+    """The database cannot be opened or used (missing folder, refused connection, ...)."""
+
+
 class ConcurrentUpdate(OnestopError):
     """Another process changed the dossier between this command's read and write; the
     command was rolled back and may be retried."""

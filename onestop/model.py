@@ -54,12 +54,11 @@ _STATUS_LABELS_VI = {
 
 
 class TaskState(str, Enum):
-    """Where a task stands in an officer's inbox."""
+    """Where an open task stands in the inboxes: anyone of its role may take it, or one
+    officer holds it. (Completed and cancelled tasks are in the dossier's history.)"""
 
     READY = "ready"
     CLAIMED = "claimed"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
 
 
 class EventKind(str, Enum):
@@ -109,7 +108,7 @@ class FormField:
 
 @dataclass(frozen=True)
 class Task:
-    """One step instance waiting for (or done by) an officer."""
+    """One open step of a dossier, waiting for an officer of ``role`` in ``agency``."""
 
     id: str
     dossier_code: str
@@ -117,12 +116,14 @@ class Task:
     name: str
     role: str
     agency: str
-    state: TaskState
     ready_at: datetime
     claimed_by: str | None = None
-    closed_at: datetime | None = None
-    closed_by: str | None = None
     form: tuple[FormField, ...] = ()
+
+    @property
+    def state(self) -> TaskState:
+        """Claimed by someone, or ready for anyone of its role."""
+        return TaskState.CLAIMED if self.claimed_by else TaskState.READY
 
 
 @dataclass(frozen=True)

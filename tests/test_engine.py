@@ -115,8 +115,7 @@ def _snapshot(database: str) -> tuple:
     with sql.connect() as conn:
         snap = (conn.execute(select(func.count()).select_from(events)).scalar(),
                 conn.execute(select(dossiers.c.version, dossiers.c.status, dossiers.c.state)).all(),
-                conn.execute(select(tasks.c.id, tasks.c.state, tasks.c.claimed_by)
-                             .order_by(tasks.c.id)).all())
+                conn.execute(select(tasks.c.id, tasks.c.claimed_by).order_by(tasks.c.id)).all())
     sql.dispose()
     return snap
 
@@ -228,8 +227,11 @@ def test_wrong_dossier_codes_and_task_ids_get_clear_errors(engine):
     code = receive(engine).code
     task = engine.inbox("tn.an")[0]
     engine.complete(task.id, "tn.an", {"outcome": "accept"})
-    with pytest.raises(TaskNotFound, match=f"{code}.*completed"):
+    with pytest.raises(TaskNotFound, match="no open task.*completed"):
         engine.complete(task.id, "tn.an", {"outcome": "accept"})
+    with pytest.raises(TaskNotFound, match="no open task"):
+        engine.task(task.id)
+    assert engine.history(code)[2].kind is EventKind.COMPLETED
 
 
 def test_vietnamese_text_round_trips_exactly(engine, make_engine, database):
@@ -245,3 +247,11 @@ def test_vietnamese_text_round_trips_exactly(engine, make_engine, database):
     assert completed.detail["note"] == "Đã đối chiếu bản chính ✓"
     assert reopened.officer("tn.an").name == "Trần Ngọc An"
     assert reopened.dossier(code).procedure_name == "Đăng ký thành lập hộ kinh doanh"
+
+
+def test_database_that_cannot_be_opened_is_a_clear_error(tmp_path, clock):
+    from onestop import StoreError
+    with pytest.raises(StoreError, match="no-such-folder.*does not exist"):
+        Engine(str(tmp_path / "no-such-folder" / "x.db"), clock=clock)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Engine("postgresql+psycopg://nobody:secret@127.0.0.1:1/none", clock=clock)

@@ -4,33 +4,68 @@ SQLite (the default) runs in WAL mode and takes its write lock when a command be
 (``BEGIN IMMEDIATE``), so commands from several processes on one file queue instead of
 failing half-way. PostgreSQL needs nothing special: the dossier row is locked with
 ``SELECT ... FOR UPDATE`` and every write checks the row's version.
+
+The statements an engine command runs are built once, here, with bound parameters:
+building a statement costs several times more than executing it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
     Connection,
     Engine as SqlEngine,
     Row,
+    bindparam,
     create_engine,
+    delete,
     event,
     insert,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import ConcurrentUpdate
+from ..errors import ConcurrentUpdate, StoreError
 from ..model import Officer
 from . import schema
 from .schema import counters, dossiers, events, officer_roles, officers, specs, tasks
 
-OPEN_STATES = ("ready", "claimed")
+_TASK_COLUMNS = (tasks, dossiers.c.code.label("dossier_code"), dossiers.c.spec_id)
+_OFFICER = (select(officers.c.id, officers.c.name, officer_roles.c.agency, officer_roles.c.role)
+            .outerjoin(officer_roles, officer_roles.c.officer_id == officers.c.id)
+            .where(officers.c.id == bindparam("officer")))
+_TASK_WITH_DOSSIER = (select(tasks.c.id.label("task_id"), tasks.c.step, tasks.c.role,
+                             tasks.c.agency, tasks.c.claimed_by, tasks.c.ready_at, dossiers)
+                      .join(dossiers, dossiers.c.id == tasks.c.dossier_id)
+                      .where(tasks.c.id == bindparam("task")))
+_TASK = select(*_TASK_COLUMNS).join(dossiers, dossiers.c.id == tasks.c.dossier_id) \
+    .where(tasks.c.id == bindparam("task"))
+_OPEN_TASKS = (select(*_TASK_COLUMNS).join(dossiers, dossiers.c.id == tasks.c.dossier_id)
+               .where(tasks.c.dossier_id == bindparam("dossier"))
+               .order_by(tasks.c.ready_at, tasks.c.step))
+_DOSSIER_BY_CODE = select(dossiers).where(dossiers.c.code == bindparam("code"))
+_DELETE_TASK = delete(tasks).where(tasks.c.id == bindparam("task"))
+_UPDATE_DOSSIER = (update(dossiers)
+                   .where(dossiers.c.id == bindparam("dossier"),
+                          dossiers.c.version == bindparam("expected"))
+                   .values(status=bindparam("new_status"), state=bindparam("new_state"),
+                           finished_at=bindparam("new_finished_at"),
+                           version=bindparam("new_version")))
+_INSERT_TASKS = insert(tasks)
+_INSERT_EVENTS = insert(events)
+_CLAIM = (update(tasks).where(tasks.c.id == bindparam("task"), tasks.c.claimed_by.is_(None))
+          .values(claimed_by=bindparam("officer")))
+_RELEASE = (update(tasks).where(tasks.c.id == bindparam("task"),
+                                tasks.c.claimed_by == bindparam("officer"))
+            .values(claimed_by=None))
+_EVENTS = select(events).where(events.c.dossier_id == bindparam("dossier")).order_by(events.c.id)
+_COUNTER = select(counters.c.value).where(counters.c.key == bindparam("key"))
 
 
 def normalise_url(database: str) -> str:
@@ -47,10 +82,24 @@ class Store:
         if durability not in ("full", "normal"):
             raise ValueError("durability is 'full' (fsync every commit) or 'normal'")
         self.url = normalise_url(database)
-        self._sql: SqlEngine = create_engine(self.url, future=True)
+        try:
+            self._sql: SqlEngine = create_engine(self.url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot use database {database!r}: {exc}") from None
+        shown = self._sql.url.render_as_string(hide_password=True)
         if self._sql.dialect.name == "sqlite":
+            target = self._sql.url.database
+            if target and target != ":memory:" and not Path(target).parent.is_dir():
+                raise StoreError(f"cannot open database {shown}: folder "
+                                 f"{Path(target).parent} does not exist")
             _configure_sqlite(self._sql, durability)
-        schema.metadata.create_all(self._sql)
+        try:
+            schema.metadata.create_all(self._sql)
+        except SQLAlchemyError as exc:
+            self._sql.dispose()
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open database {shown}: {reason}") from None
+        self._locks = self._sql.dialect.name != "sqlite"
 
     @property
     def dialect(self) -> str:
@@ -64,20 +113,20 @@ class Store:
         """A read-write transaction: committed if the block succeeds, else rolled back."""
         with self._sql.connect().execution_options(onestop_write=True) as conn:
             with conn.begin():
-                yield Tx(conn)
+                yield Tx(conn, self._locks)
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
         """A read-only transaction."""
         with self._sql.connect() as conn:
             with conn.begin():
-                yield Tx(conn)
+                yield Tx(conn, False)
 
 
 def _configure_sqlite(sql: SqlEngine, durability: str) -> None:
     @event.listens_for(sql, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's begin event issue BEGIN itself (pysqlite's own is deferred).
+        # Let the begin event below issue BEGIN itself (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -97,22 +146,24 @@ def _configure_sqlite(sql: SqlEngine, durability: str) -> None:
 class Tx:
     """The store's operations inside one transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, locks: bool) -> None:
         self.conn = conn
+        self._locks = locks
 
     # -- specs ---------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
-                    at: datetime) -> bool:
-        """Store a model once; returns True when it was new."""
-        found = self.conn.execute(select(specs.c.hash).where(specs.c.hash == spec_hash)).first()
+                    at: datetime) -> int:
+        """Store a model once; returns its id."""
+        found = self.conn.execute(select(specs.c.id).where(specs.c.hash == spec_hash)).scalar()
         if found is not None:
-            return False
-        self.conn.execute(insert(specs).values(hash=spec_hash, process_id=process_id,
-                                               file=file, body=body, loaded_at=at))
-        return True
+            return int(found)
+        result = self.conn.execute(insert(specs).values(hash=spec_hash, process_id=process_id,
+                                                        file=file, body=body, loaded_at=at))
+        return int(result.inserted_primary_key[0])
 
-    def spec_body(self, spec_hash: str) -> bytes | None:
-        return self.conn.execute(select(specs.c.body).where(specs.c.hash == spec_hash)).scalar()
+    def spec(self, spec_id: int) -> Row[Any] | None:
+        return self.conn.execute(select(specs.c.hash, specs.c.body)
+                                 .where(specs.c.id == spec_id)).first()
 
     # -- officers ------------------------------------------------------------------
     def put_officer(self, officer: Officer) -> None:
@@ -130,21 +181,20 @@ class Tx:
             self.conn.execute(insert(officer_roles), rows)
 
     def officer(self, officer_id: str) -> Officer | None:
-        row = self.conn.execute(select(officers).where(officers.c.id == officer_id)).first()
-        if row is None:
+        rows = self.conn.execute(_OFFICER, {"officer": officer_id}).all()
+        if not rows:
             return None
         roles: dict[str, set[str]] = {}
-        for agency, role in self.conn.execute(
-                select(officer_roles.c.agency, officer_roles.c.role)
-                .where(officer_roles.c.officer_id == officer_id)):
-            roles.setdefault(agency, set()).add(role)
-        return Officer(row.id, row.name, {a: frozenset(r) for a, r in roles.items()})
+        for row in rows:
+            if row.agency is not None:
+                roles.setdefault(row.agency, set()).add(row.role)
+        return Officer(rows[0].id, rows[0].name, {a: frozenset(r) for a, r in roles.items()})
 
     # -- dossiers ------------------------------------------------------------------
     def next_sequence(self, key: str) -> int:
         """Allocate the next number of a daily dossier counter."""
-        current = self.conn.execute(
-            select(counters.c.value).where(counters.c.key == key).with_for_update()).scalar()
+        query = _COUNTER.with_for_update() if self._locks else _COUNTER
+        current = self.conn.execute(query, {"key": key}).scalar()
         if current is None:
             self.conn.execute(insert(counters).values(key=key, value=1))
             return 1
@@ -159,24 +209,16 @@ class Tx:
             raise ConcurrentUpdate(f"dossier code {values.get('code')} already exists") from exc
         return int(result.inserted_primary_key[0])
 
-    def dossier(self, code: str, *, lock: bool = False) -> Row[Any] | None:
-        query = select(dossiers).where(dossiers.c.code == code)
-        if lock:
-            query = query.with_for_update()
-        return self.conn.execute(query).first()
+    def dossier(self, code: str) -> Row[Any] | None:
+        return self.conn.execute(_DOSSIER_BY_CODE, {"code": code}).first()
 
-    def dossier_by_id(self, dossier_id: int, *, lock: bool = False) -> Row[Any] | None:
-        query = select(dossiers).where(dossiers.c.id == dossier_id)
-        if lock:
-            query = query.with_for_update()
-        return self.conn.execute(query).first()
-
-    def update_dossier(self, dossier_id: int, version: int, values: Mapping[str, Any]) -> int:
-        """Write ``values`` if the row is still at ``version``; returns the new version."""
-        result = self.conn.execute(
-            update(dossiers)
-            .where(dossiers.c.id == dossier_id, dossiers.c.version == version)
-            .values(**values, version=version + 1))
+    def update_dossier(self, dossier_id: int, version: int, *, status: int, state: bytes,
+                       finished_at: datetime | None) -> int:
+        """Write the dossier's progress if the row is still at ``version``; returns the
+        new version."""
+        result = self.conn.execute(_UPDATE_DOSSIER, {
+            "dossier": dossier_id, "expected": version, "new_status": status,
+            "new_state": state, "new_finished_at": finished_at, "new_version": version + 1})
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"dossier {dossier_id} was changed by another command; "
                                    f"retry")
@@ -185,53 +227,36 @@ class Tx:
     # -- tasks ---------------------------------------------------------------------
     def insert_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            self.conn.execute(insert(tasks), list(rows))
+            self.conn.execute(_INSERT_TASKS, list(rows))
 
-    def task(self, task_id: str, *, lock: bool = False) -> Row[Any] | None:
-        query = (select(tasks, dossiers.c.code.label("dossier_code"),
-                        dossiers.c.spec_hash.label("spec_hash"))
-                 .join(dossiers, dossiers.c.id == tasks.c.dossier_id)
-                 .where(tasks.c.id == task_id))
-        if lock:
-            query = query.with_for_update(of=tasks)
-        return self.conn.execute(query).first()
+    def task(self, task_id: str) -> Row[Any] | None:
+        return self.conn.execute(_TASK, {"task": task_id}).first()
+
+    def task_with_dossier(self, task_id: str) -> Row[Any] | None:
+        """An open task and its dossier's row, the dossier locked for this transaction."""
+        query = _TASK_WITH_DOSSIER.with_for_update(of=dossiers) if self._locks \
+            else _TASK_WITH_DOSSIER
+        return self.conn.execute(query, {"task": task_id}).first()
 
     def open_tasks(self, dossier_id: int) -> list[Row[Any]]:
-        query = (select(tasks, dossiers.c.code.label("dossier_code"),
-                        dossiers.c.spec_hash.label("spec_hash"))
-                 .join(dossiers, dossiers.c.id == tasks.c.dossier_id)
-                 .where(tasks.c.dossier_id == dossier_id, tasks.c.state.in_(OPEN_STATES))
-                 .order_by(tasks.c.ready_at, tasks.c.step))
-        return list(self.conn.execute(query))
+        return list(self.conn.execute(_OPEN_TASKS, {"dossier": dossier_id}))
 
-    def close_task(self, task_id: str, state: str, at: datetime, by: str | None) -> None:
-        self.conn.execute(update(tasks).where(tasks.c.id == task_id)
-                          .values(state=state, closed_at=at, closed_by=by))
+    def delete_task(self, task_id: str) -> None:
+        self.conn.execute(_DELETE_TASK, {"task": task_id})
 
     def claim_task(self, task_id: str, officer_id: str) -> bool:
         """Claim an unclaimed open task; False when someone else holds it."""
-        result = self.conn.execute(
-            update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.state == "ready", tasks.c.claimed_by.is_(None))
-            .values(state="claimed", claimed_by=officer_id))
-        return result.rowcount == 1
+        return self.conn.execute(_CLAIM, {"task": task_id, "officer": officer_id}).rowcount == 1
 
     def release_task(self, task_id: str, officer_id: str) -> bool:
-        result = self.conn.execute(
-            update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.state == "claimed",
-                   tasks.c.claimed_by == officer_id)
-            .values(state="ready", claimed_by=None))
-        return result.rowcount == 1
+        return self.conn.execute(_RELEASE, {"task": task_id, "officer": officer_id}).rowcount == 1
 
     def inbox(self, officer_id: str, pairs: Sequence[tuple[str, str]]) -> list[Row[Any]]:
         if not pairs:
             return []
-        query = (select(tasks, dossiers.c.code.label("dossier_code"),
-                        dossiers.c.spec_hash.label("spec_hash"))
+        query = (select(*_TASK_COLUMNS)
                  .join(dossiers, dossiers.c.id == tasks.c.dossier_id)
                  .where(tuple_(tasks.c.agency, tasks.c.role).in_(list(pairs)),
-                        tasks.c.state.in_(OPEN_STATES),
                         (tasks.c.claimed_by.is_(None)) | (tasks.c.claimed_by == officer_id))
                  .order_by(tasks.c.ready_at, dossiers.c.code))
         return list(self.conn.execute(query))
@@ -239,8 +264,7 @@ class Tx:
     # -- events --------------------------------------------------------------------
     def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            self.conn.execute(insert(events), list(rows))
+            self.conn.execute(_INSERT_EVENTS, list(rows))
 
     def events(self, dossier_id: int) -> list[Row[Any]]:
-        return list(self.conn.execute(
-            select(events).where(events.c.dossier_id == dossier_id).order_by(events.c.id)))
+        return list(self.conn.execute(_EVENTS, {"dossier": dossier_id}))

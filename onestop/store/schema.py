@@ -74,7 +74,8 @@ metadata = MetaData()
 
 specs = Table(
     "onestop_specs", metadata,
-    Column("hash", String(64), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hash", String(64), nullable=False, unique=True),
     Column("process_id", String(200), nullable=False),
     Column("file", String(500), nullable=False),
     Column("body", LargeBinary, nullable=False),
@@ -105,7 +106,7 @@ dossiers = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("code", String(120), nullable=False),
     Column("procedure", String(64), nullable=False),
-    Column("spec_hash", String(64), ForeignKey("onestop_specs.hash"), nullable=False),
+    Column("spec_id", Integer, ForeignKey("onestop_specs.id"), nullable=False),
     Column("status", SmallInteger, nullable=False),
     Column("channel", SmallInteger, nullable=False),
     Column("desk_agency", String(100), nullable=False),
@@ -120,21 +121,19 @@ dossiers = Table(
 )
 Index("ix_onestop_dossiers_status", dossiers.c.status)
 
+# Open tasks only: the runtime work queue behind officers' inboxes. A task's row is
+# deleted when it completes or is cancelled; its history is in the event log.
 tasks = Table(
     "onestop_tasks", metadata,
     Column("id", String(36), primary_key=True),
     Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
     Column("step", String(200), nullable=False),
-    Column("name", String(500), nullable=False),
     Column("role", String(100), nullable=False),
     Column("agency", String(100), nullable=False),
-    Column("state", String(10), nullable=False),
     Column("claimed_by", String(100), nullable=True),
     Column("ready_at", Instant, nullable=False),
-    Column("closed_at", Instant, nullable=True),
-    Column("closed_by", String(100), nullable=True),
 )
-Index("ix_onestop_tasks_inbox", tasks.c.agency, tasks.c.role, tasks.c.state)
+Index("ix_onestop_tasks_inbox", tasks.c.agency, tasks.c.role)
 Index("ix_onestop_tasks_dossier", tasks.c.dossier_id)
 
 events = Table(

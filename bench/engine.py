@@ -1,0 +1,209 @@
+"""Cost of one full standard-process lifecycle, onestop vs. raw SpiffWorkflow.
+
+Ours: Engine on a SQLite file: receive, then complete the six tasks of the standard
+process (check, digitize, transfer, examine, approve, return), each command one
+transaction that writes the dossier, its task rows and its event log.
+
+Peer baseline, in the same run, on the same model and the same SQLite settings (WAL,
+synchronous=FULL): raw SpiffWorkflow running processes/standard.bpmn, serializing the
+whole workflow to JSON with its stock serializer after every task and saving that blob
+in one row (one commit per save: the start and each task).
+
+Also measured: stored bytes per in-flight dossier (file size / dossiers, with 1,000
+dossiers waiting at the specialist's step), for ours and for the baseline.
+
+Usage: python bench/engine.py [--lifecycles 200] [--inflight 1000]
+The last line printed is one JSON object with the figures and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
+from onestop import VIETNAM_TZ, Engine, ManualClock, Officer
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "processes" / "standard.bpmn"
+ANSWERS = {"Task_CheckDossier": {"outcome": "accept"}}
+STAFF = [
+    Officer("tn.an", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}),
+    Officer("lv.binh", "Lê Văn Bình", {"AN-BINH-KT": ["specialist"]}),
+    Officer("pq.cuong", "Phạm Quốc Cường", {"AN-BINH-KT": ["leader"]}),
+]
+WHO = {("AN-BINH-MC", "receiving_officer"): "tn.an", ("AN-BINH-KT", "specialist"): "lv.binh",
+       ("AN-BINH-KT", "leader"): "pq.cuong"}
+APPLICANT = {"name": "Nguyễn Thị Hoa", "id_number": "079190001234",
+             "address": "Ấp Phú Hòa, xã An Bình"}
+
+
+# -- ours --------------------------------------------------------------------------
+class Ours:
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "onestop.db"
+        self.clock = ManualClock(datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ))
+        self.engine = Engine(str(self.path), clock=self.clock)
+        for officer in STAFF:
+            self.engine.add_officer(officer)
+
+    def receive(self):
+        return self.engine.receive("2.000575", applicant=APPLICANT,
+                                   components=["giay-de-nghi"], officer="tn.an")
+
+    def step(self, dossier):
+        task = dossier.open_tasks[0]
+        return self.engine.complete(task.id, WHO[(task.agency, task.role)],
+                                    ANSWERS.get(task.step, {}))
+
+    def lifecycle(self) -> None:
+        dossier = self.receive()
+        while dossier.open_tasks:
+            dossier = self.step(dossier)
+        assert int(dossier.status) == 10
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+# -- peer baseline -------------------------------------------------------------------
+class Baseline:
+    def __init__(self, folder: Path) -> None:
+        parser = SpiffBpmnParser()
+        parser.add_bpmn_file(str(MODEL))
+        self.spec = parser.get_spec("standard")
+        self.subprocesses = parser.get_subprocess_specs("standard")
+        self.serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+        self.path = folder / "baseline.db"
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE workflow (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+
+    def _save(self, row_id: int | None, workflow: BpmnWorkflow) -> int:
+        blob = self.serializer.serialize_json(workflow)
+        self.db.execute("BEGIN")
+        if row_id is None:
+            row_id = self.db.execute("INSERT INTO workflow (state) VALUES (?)", (blob,)).lastrowid
+        else:
+            self.db.execute("UPDATE workflow SET state = ? WHERE id = ?", (blob, row_id))
+        self.db.execute("COMMIT")
+        return row_id
+
+    def start(self) -> tuple[int, BpmnWorkflow]:
+        workflow = BpmnWorkflow(self.spec, self.subprocesses)
+        workflow.task_tree.data.update({"procedure": "2.000575", "channel": 1,
+                                        "components": ["giay-de-nghi"]})
+        workflow.do_engine_steps()
+        return self._save(None, workflow), workflow
+
+    def step(self, row_id: int, workflow: BpmnWorkflow) -> bool:
+        ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+        if not ready:
+            return False
+        task = ready[0]
+        task.data.update(ANSWERS.get(task.task_spec.bpmn_id, {}))
+        task.run()
+        workflow.do_engine_steps()
+        self._save(row_id, workflow)
+        return True
+
+    def lifecycle(self) -> None:
+        row_id, workflow = self.start()
+        while self.step(row_id, workflow):
+            pass
+        assert workflow.is_completed()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def file_bytes(path: Path) -> int:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    return size
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--lifecycles", type=int, default=200)
+    args.add_argument("--inflight", type=int, default=1000)
+    options = args.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name in ("o", "b", "so", "sb"):
+            (folder / name).mkdir()
+        ours, baseline = Ours(folder / "o"), Baseline(folder / "b")
+        for _ in range(10):  # warm up caches and the file systems
+            ours.lifecycle()
+            baseline.lifecycle()
+        ours_ms, base_ms = [], []
+        for _ in range(options.lifecycles):  # interleaved so drift hits both alike
+            started = time.perf_counter()
+            ours.lifecycle()
+            ours_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            baseline.lifecycle()
+            base_ms.append((time.perf_counter() - started) * 1000)
+        ours.close()
+        baseline.close()
+
+        # Storage: dossiers waiting at the specialist's step (receive, check, digitize, transfer).
+        ours, baseline = Ours(folder / "so"), Baseline(folder / "sb")
+        empty_ours, empty_base = file_bytes(ours.path), file_bytes(baseline.path)
+        for _ in range(options.inflight):
+            dossier = ours.receive()
+            for _ in range(3):
+                dossier = ours.step(dossier)
+            assert dossier.current_steps == ("Task_Examine",)
+            row_id, workflow = baseline.start()
+            for _ in range(3):
+                baseline.step(row_id, workflow)
+        ours.close()
+        baseline.close()
+        ours_bytes = (file_bytes(ours.path) - empty_ours) / options.inflight
+        base_bytes = (file_bytes(baseline.path) - empty_base) / options.inflight
+
+    ours_median = statistics.median(ours_ms)
+    base_median = statistics.median(base_ms)
+    result = {
+        "benchmark": "engine_lifecycle",
+        "lifecycles": options.lifecycles,
+        "commits_per_lifecycle": 7,
+        "ours_median_ms": round(ours_median, 3),
+        "baseline_median_ms": round(base_median, 3),
+        "ratio": round(ours_median / base_median, 3),
+        "goal_ratio_max": 1.0,
+        "ours_p90_ms": round(statistics.quantiles(ours_ms, n=10)[-1], 3),
+        "baseline_p90_ms": round(statistics.quantiles(base_ms, n=10)[-1], 3),
+        "inflight_dossiers": options.inflight,
+        "ours_bytes_per_inflight_dossier": round(ours_bytes),
+        "baseline_bytes_per_inflight_dossier": round(base_bytes),
+        "goal_bytes_max": 4096,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
+    print(f"ours      median {ours_median:.2f} ms per lifecycle (7 transactions)")
+    print(f"baseline  median {base_median:.2f} ms per lifecycle (7 JSON saves)")
+    print(f"stored per in-flight dossier: ours {ours_bytes:.0f} B, baseline {base_bytes:.0f} B")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
