@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .bpmn import Instance, OpenTask, ProcessModel, StepInfo, model_from_body
+from .bpmn import Instance, ProcessModel, StepInfo, model_from_body
 from .clock import VIETNAM_TZ, Clock, SystemClock
 from .errors import (
     DossierNotFound,
@@ -36,6 +36,7 @@ from .model import (
     Task,
 )
 from .store import Store, Tx
+from .store.hotpath import HotPath, TaskRow
 
 #: The role that receives dossiers at a one-stop desk.
 RECEIVING_ROLE = "receiving_officer"
@@ -146,8 +147,9 @@ class Engine:
         resolver = resolving_agency or proc.agency
         catalog.agency(resolver)
         model = self.library.model_for(proc)
+        spec_id = self._spec_ids[model.spec_hash]
         now = self.clock.now()
-        with self._store.write() as tx:
+        with self._store.command() as tx:
             actor = PORTAL_ACTOR
             if officer is not None:
                 clerk = self._officer(tx, officer)
@@ -181,7 +183,7 @@ class Engine:
                     "agencies": dict(proc.agencies)}
             values = {
                 "code": code, "procedure": proc.code,
-                "spec_id": self._spec_ids[model.spec_hash],
+                "spec_id": spec_id,
                 "status": int(progress.status), "channel": int(channel),
                 "desk_agency": desk, "resolving_agency": resolver, "received_at": now,
                 "received_by": actor, "finished_at": now if progress.finished else None,
@@ -195,34 +197,35 @@ class Engine:
                               for e in (received, *progress.events)])
             tx.insert_tasks([{**t, "dossier_id": dossier_id} for t in progress.new_tasks])
             self._remember(dossier_id, 1, instance)
-            return self._snapshot(values, tx.open_tasks(dossier_id), model)
+            return self._snapshot(values, [_NewTask(t, code) for t in progress.new_tasks], model)
 
     def claim(self, task_id: str, officer: str) -> Task:
         """Take a task into one's own hands (nhận xử lý); others no longer see it."""
         now = self.clock.now()
-        with self._store.write() as tx:
-            row, clerk = self._authorised_task(tx, task_id, officer)
-            if row.claimed_by == clerk.id:
-                return self._task(tx, tx.task(row.task_id))
-            if not tx.claim_task(row.task_id, clerk.id):
-                raise PermissionDenied(f"task {task_id} of dossier {row.code} is already "
-                                       f"claimed by {row.claimed_by}")
-            tx.append_events([{**_event(now, EventKind.CLAIMED, row.step, clerk.id,
-                                        row.agency, None), "dossier_id": row.id}])
-            return self._task(tx, tx.task(row.task_id))
+        with self._store.command() as tx:
+            row = self._authorised_task(tx, task_id, officer)
+            if row.claimed_by != officer:
+                if not tx.claim_task(row.task_id, officer):
+                    raise PermissionDenied(f"task {task_id} of dossier {row.code} is already "
+                                           f"claimed by {row.claimed_by}")
+                tx.append_events([{**_event(now, EventKind.CLAIMED, row.step, officer,
+                                            row.agency, None), "dossier_id": row.id}])
+            model = self._model(tx, row.spec_id)
+        return self._task_of(model, row, claimed_by=officer)
 
     def release(self, task_id: str, officer: str) -> Task:
         """Hand a claimed task back to the pool of its role (trả lại)."""
         now = self.clock.now()
-        with self._store.write() as tx:
-            row, clerk = self._authorised_task(tx, task_id, officer)
-            if not tx.release_task(row.task_id, clerk.id):
+        with self._store.command() as tx:
+            row = self._authorised_task(tx, task_id, officer)
+            if not tx.release_task(row.task_id, officer):
                 holder = f"claimed by {row.claimed_by}" if row.claimed_by else "not claimed"
                 raise PermissionDenied(f"task {task_id} of dossier {row.code} is {holder}; "
                                        f"only its holder can hand it back")
-            tx.append_events([{**_event(now, EventKind.RELEASED, row.step, clerk.id,
+            tx.append_events([{**_event(now, EventKind.RELEASED, row.step, officer,
                                         row.agency, None), "dossier_id": row.id}])
-            return self._task(tx, tx.task(row.task_id))
+            model = self._model(tx, row.spec_id)
+        return self._task_of(model, row, claimed_by=None)
 
     def complete(self, task_id: str, officer: str, data: Mapping[str, Any] | None = None) -> Dossier:
         """Complete a task with its form data and move the dossier on.
@@ -235,15 +238,16 @@ class Engine:
         now = self.clock.now()
         touched: int | None = None
         try:
-            with self._store.write() as tx:
-                row, clerk = self._authorised_task(tx, task_id, officer)
-                if row.claimed_by not in (None, clerk.id):
+            with self._store.command() as tx:
+                row = self._authorised_task(tx, task_id, officer)
+                clerk = officer
+                if row.claimed_by not in (None, clerk):
                     raise PermissionDenied(f"task {task_id} of dossier {row.code} is "
                                            f"claimed by {row.claimed_by}")
                 model = self._model(tx, row.spec_id)
                 _validate_form(_find_step(model, row.step), data, row.code)
                 touched = row.id
-                instance = self._instance(tx, row, model)
+                instance = self._instance(row, model)
                 was_open = [t.id for t in instance.open_tasks()]
                 try:
                     passed = instance.complete(row.task_id, data)
@@ -252,9 +256,9 @@ class Engine:
                                        element=exc.element) from None
                 context = _Context(row.code, row.desk_agency, row.resolving_agency,
                                    row.info.get("agencies", {}), DossierStatus(row.status))
-                progress = _progress(context, instance, passed, now, actor=clerk.id,
+                progress = _progress(context, instance, passed, now, actor=clerk,
                                      completed=row, was_open=was_open)
-                done = _event(now, EventKind.COMPLETED, row.step, clerk.id, row.agency,
+                done = _event(now, EventKind.COMPLETED, row.step, clerk, row.agency,
                               data or None)
                 tx.delete_task(row.task_id)
                 for stale in progress.gone:
@@ -266,9 +270,13 @@ class Engine:
                 tx.append_events([{**e, "dossier_id": row.id} for e in (done, *progress.events)])
                 tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
                 self._remember(row.id, version, instance)
-                values = dict(row._mapping, status=int(progress.status), state=state,
+                values = dict(row.dossier(), status=int(progress.status), state=state,
                               finished_at=finished_at)
-                return self._snapshot(values, tx.open_tasks(row.id), model)
+                still_open = set(was_open) - {row.task_id} - set(progress.gone)
+                # Sequential flows (the usual case): what is open now is what just opened.
+                open_rows = tx.open_tasks(row.id) if still_open else \
+                    [_NewTask(t, row.code) for t in progress.new_tasks]
+                return self._snapshot(values, open_rows, model)
         except BaseException:
             # The cached workflow may hold changes the database never got.
             if touched is not None:
@@ -309,7 +317,7 @@ class Engine:
             return self._task(tx, row)
 
     # -- internals -----------------------------------------------------------------
-    def _officer(self, tx: Tx, officer_id: str) -> Officer:
+    def _officer(self, tx: Tx | HotPath, officer_id: str) -> Officer:
         found = tx.officer(officer_id) if isinstance(officer_id, str) else None
         if found is None:
             raise UnknownOfficer(f"no officer with id {officer_id!r} is registered")
@@ -324,30 +332,30 @@ class Engine:
             raise DossierNotFound(f"no dossier with code {code}")
         return row
 
-    def _authorised_task(self, tx: Tx, task_id: str, officer_id: str) -> tuple[Any, Officer]:
-        clerk = self._officer(tx, officer_id)
-        row = tx.task_with_dossier(str(task_id))
-        if row is None:
+    def _authorised_task(self, tx: HotPath, task_id: str, officer_id: str) -> TaskRow:
+        row = tx.task_for(str(task_id), officer_id) if isinstance(officer_id, str) else None
+        if row is None or row.officer_id is None:
+            self._officer(tx, officer_id)          # raises UnknownOfficer when it is that
             raise TaskNotFound(f"no open task with id {task_id!r} (completed and cancelled "
                                f"tasks are in the dossier's history)")
-        if not clerk.has_role(row.agency, row.role):
-            raise PermissionDenied(f"officer {clerk.id} does not hold the role {row.role!r} in "
-                                   f"agency {row.agency}, which step {row.step} of dossier "
+        if row.held_role is None:
+            raise PermissionDenied(f"officer {officer_id} does not hold the role {row.role!r} "
+                                   f"in agency {row.agency}, which step {row.step} of dossier "
                                    f"{row.code} needs")
-        return row, clerk
+        return row
 
-    def _model(self, tx: Tx, spec_id: int) -> ProcessModel:
+    def _model(self, tx: Tx | HotPath, spec_id: int) -> ProcessModel:
         model = self._models.get(spec_id)
         if model is None:
             found = tx.spec(spec_id)
             if found is None:
                 raise ModelError(f"model {spec_id} is missing from the store")
-            model = model_from_body(found.body)
+            model = model_from_body(found[1])
             self._models[spec_id] = model
             self._spec_ids[model.spec_hash] = spec_id
         return model
 
-    def _instance(self, tx: Tx, row: Any, model: ProcessModel) -> Instance:
+    def _instance(self, row: TaskRow, model: ProcessModel) -> Instance:
         cached = self._instances.get(row.id)
         if cached is not None and cached[0] == row.version:
             self._instances.move_to_end(row.id)
@@ -365,6 +373,14 @@ class Engine:
         return Task(id=row.id, dossier_code=row.dossier_code, step=row.step,
                     name=step.name if step else row.step, role=row.role, agency=row.agency,
                     ready_at=_local(row.ready_at), claimed_by=row.claimed_by,
+                    form=step.form if step else ())
+
+    @staticmethod
+    def _task_of(model: ProcessModel, row: TaskRow, *, claimed_by: str | None) -> Task:
+        step = _find_step(model, row.step)
+        return Task(id=row.task_id, dossier_code=row.code, step=row.step,
+                    name=step.name if step else row.step, role=row.role, agency=row.agency,
+                    ready_at=_local(row.ready_at), claimed_by=claimed_by,
                     form=step.form if step else ())
 
     def _snapshot(self, row: Mapping[str, Any], open_rows: Sequence[Any],
@@ -407,6 +423,15 @@ class _Context:
         if slot == "resolver":
             return self.resolver
         return self.slots.get(slot, slot)
+
+
+class _NewTask:
+    """A task row just written, read back without a query."""
+
+    def __init__(self, values: Mapping[str, Any], dossier_code: str) -> None:
+        self.id, self.step, self.role = values["id"], values["step"], values["role"]
+        self.agency, self.claimed_by = values["agency"], None
+        self.ready_at, self.dossier_code = values["ready_at"], dossier_code
 
 
 class _Progress:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import (
     Connection,
@@ -22,50 +22,31 @@ from sqlalchemy import (
     Row,
     bindparam,
     create_engine,
-    delete,
     event,
     insert,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ConcurrentUpdate, StoreError
+from ..errors import StoreError
 from ..model import Officer
 from . import schema
-from .schema import counters, dossiers, events, officer_roles, officers, specs, tasks
+from .hotpath import HotPath
+from .schema import dossiers, events, officer_roles, officers, specs, tasks
 
 _TASK_COLUMNS = (tasks, dossiers.c.code.label("dossier_code"), dossiers.c.spec_id)
 _OFFICER = (select(officers.c.id, officers.c.name, officer_roles.c.agency, officer_roles.c.role)
             .outerjoin(officer_roles, officer_roles.c.officer_id == officers.c.id)
             .where(officers.c.id == bindparam("officer")))
-_TASK_WITH_DOSSIER = (select(tasks.c.id.label("task_id"), tasks.c.step, tasks.c.role,
-                             tasks.c.agency, tasks.c.claimed_by, tasks.c.ready_at, dossiers)
-                      .join(dossiers, dossiers.c.id == tasks.c.dossier_id)
-                      .where(tasks.c.id == bindparam("task")))
 _TASK = select(*_TASK_COLUMNS).join(dossiers, dossiers.c.id == tasks.c.dossier_id) \
     .where(tasks.c.id == bindparam("task"))
 _OPEN_TASKS = (select(*_TASK_COLUMNS).join(dossiers, dossiers.c.id == tasks.c.dossier_id)
                .where(tasks.c.dossier_id == bindparam("dossier"))
                .order_by(tasks.c.ready_at, tasks.c.step))
 _DOSSIER_BY_CODE = select(dossiers).where(dossiers.c.code == bindparam("code"))
-_DELETE_TASK = delete(tasks).where(tasks.c.id == bindparam("task"))
-_UPDATE_DOSSIER = (update(dossiers)
-                   .where(dossiers.c.id == bindparam("dossier"),
-                          dossiers.c.version == bindparam("expected"))
-                   .values(status=bindparam("new_status"), state=bindparam("new_state"),
-                           finished_at=bindparam("new_finished_at"),
-                           version=bindparam("new_version")))
-_INSERT_TASKS = insert(tasks)
-_INSERT_EVENTS = insert(events)
-_CLAIM = (update(tasks).where(tasks.c.id == bindparam("task"), tasks.c.claimed_by.is_(None))
-          .values(claimed_by=bindparam("officer")))
-_RELEASE = (update(tasks).where(tasks.c.id == bindparam("task"),
-                                tasks.c.claimed_by == bindparam("officer"))
-            .values(claimed_by=None))
 _EVENTS = select(events).where(events.c.dossier_id == bindparam("dossier")).order_by(events.c.id)
-_COUNTER = select(counters.c.value).where(counters.c.key == bindparam("key"))
 
 
 def normalise_url(database: str) -> str:
@@ -100,6 +81,7 @@ class Store:
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"cannot open database {shown}: {reason}") from None
         self._locks = self._sql.dialect.name != "sqlite"
+        self._sqlite = self._sql.dialect.name == "sqlite"
 
     @property
     def dialect(self) -> str:
@@ -114,6 +96,22 @@ class Store:
         with self._sql.connect().execution_options(onestop_write=True) as conn:
             with conn.begin():
                 yield Tx(conn, self._locks)
+
+    @contextmanager
+    def command(self) -> Iterator[HotPath]:
+        """A read-write transaction for an engine command, on the plain-SQL path."""
+        raw = self._sql.raw_connection()
+        try:
+            if self._sqlite:
+                raw.driver_connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield HotPath(raw.driver_connection, self._sql.dialect.name)
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+        finally:
+            raw.close()
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
@@ -137,10 +135,9 @@ def _configure_sqlite(sql: SqlEngine, durability: str) -> None:
 
     @event.listens_for(sql, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("onestop_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Straight to the driver: this runs once per command, on the hot path.
+        immediate = conn.get_execution_options().get("onestop_write")
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Tx:
@@ -149,6 +146,7 @@ class Tx:
     def __init__(self, conn: Connection, locks: bool) -> None:
         self.conn = conn
         self._locks = locks
+
 
     # -- specs ---------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
@@ -161,9 +159,10 @@ class Tx:
                                                         file=file, body=body, loaded_at=at))
         return int(result.inserted_primary_key[0])
 
-    def spec(self, spec_id: int) -> Row[Any] | None:
-        return self.conn.execute(select(specs.c.hash, specs.c.body)
-                                 .where(specs.c.id == spec_id)).first()
+    def spec(self, spec_id: int) -> tuple[str, bytes] | None:
+        row = self.conn.execute(select(specs.c.hash, specs.c.body)
+                                .where(specs.c.id == spec_id)).first()
+        return (row.hash, bytes(row.body)) if row is not None else None
 
     # -- officers ------------------------------------------------------------------
     def put_officer(self, officer: Officer) -> None:
@@ -191,65 +190,15 @@ class Tx:
         return Officer(rows[0].id, rows[0].name, {a: frozenset(r) for a, r in roles.items()})
 
     # -- dossiers ------------------------------------------------------------------
-    def next_sequence(self, key: str) -> int:
-        """Allocate the next number of a daily dossier counter."""
-        query = _COUNTER.with_for_update() if self._locks else _COUNTER
-        current = self.conn.execute(query, {"key": key}).scalar()
-        if current is None:
-            self.conn.execute(insert(counters).values(key=key, value=1))
-            return 1
-        self.conn.execute(update(counters).where(counters.c.key == key)
-                          .values(value=current + 1))
-        return int(current) + 1
-
-    def insert_dossier(self, values: Mapping[str, Any]) -> int:
-        try:
-            result = self.conn.execute(insert(dossiers).values(**values, version=1))
-        except IntegrityError as exc:
-            raise ConcurrentUpdate(f"dossier code {values.get('code')} already exists") from exc
-        return int(result.inserted_primary_key[0])
-
     def dossier(self, code: str) -> Row[Any] | None:
         return self.conn.execute(_DOSSIER_BY_CODE, {"code": code}).first()
 
-    def update_dossier(self, dossier_id: int, version: int, *, status: int, state: bytes,
-                       finished_at: datetime | None) -> int:
-        """Write the dossier's progress if the row is still at ``version``; returns the
-        new version."""
-        result = self.conn.execute(_UPDATE_DOSSIER, {
-            "dossier": dossier_id, "expected": version, "new_status": status,
-            "new_state": state, "new_finished_at": finished_at, "new_version": version + 1})
-        if result.rowcount != 1:
-            raise ConcurrentUpdate(f"dossier {dossier_id} was changed by another command; "
-                                   f"retry")
-        return version + 1
-
     # -- tasks ---------------------------------------------------------------------
-    def insert_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(_INSERT_TASKS, list(rows))
-
     def task(self, task_id: str) -> Row[Any] | None:
         return self.conn.execute(_TASK, {"task": task_id}).first()
 
-    def task_with_dossier(self, task_id: str) -> Row[Any] | None:
-        """An open task and its dossier's row, the dossier locked for this transaction."""
-        query = _TASK_WITH_DOSSIER.with_for_update(of=dossiers) if self._locks \
-            else _TASK_WITH_DOSSIER
-        return self.conn.execute(query, {"task": task_id}).first()
-
     def open_tasks(self, dossier_id: int) -> list[Row[Any]]:
         return list(self.conn.execute(_OPEN_TASKS, {"dossier": dossier_id}))
-
-    def delete_task(self, task_id: str) -> None:
-        self.conn.execute(_DELETE_TASK, {"task": task_id})
-
-    def claim_task(self, task_id: str, officer_id: str) -> bool:
-        """Claim an unclaimed open task; False when someone else holds it."""
-        return self.conn.execute(_CLAIM, {"task": task_id, "officer": officer_id}).rowcount == 1
-
-    def release_task(self, task_id: str, officer_id: str) -> bool:
-        return self.conn.execute(_RELEASE, {"task": task_id, "officer": officer_id}).rowcount == 1
 
     def inbox(self, officer_id: str, pairs: Sequence[tuple[str, str]]) -> list[Row[Any]]:
         if not pairs:
@@ -262,9 +211,5 @@ class Tx:
         return list(self.conn.execute(query))
 
     # -- events --------------------------------------------------------------------
-    def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.conn.execute(_INSERT_EVENTS, list(rows))
-
     def events(self, dossier_id: int) -> list[Row[Any]]:
         return list(self.conn.execute(_EVENTS, {"dossier": dossier_id}))

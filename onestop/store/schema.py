@@ -132,6 +132,8 @@ tasks = Table(
     Column("agency", String(100), nullable=False),
     Column("claimed_by", String(100), nullable=True),
     Column("ready_at", Instant, nullable=False),
+    # Keyed by the task id itself: one B-tree less to write on every command.
+    sqlite_with_rowid=False,
 )
 Index("ix_onestop_tasks_inbox", tasks.c.agency, tasks.c.role)
 Index("ix_onestop_tasks_dossier", tasks.c.dossier_id)

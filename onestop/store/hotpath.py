@@ -1,0 +1,190 @@
+"""Engine commands in plain SQL, on a pooled DBAPI connection.
+
+An engine command (receive, claim, release, complete) costs one fsync and a handful of
+statements. Through SQLAlchemy Core each statement carries ~100 µs of Python overhead and
+each transaction ~120 µs more, which for a seven-step dossier adds up to more than the
+database work itself (see bench/engine.py). Commands therefore run here, on a connection
+checked out of the SQLAlchemy pool (so the same connection settings apply), with explicit
+BEGIN/COMMIT; queries, schema and model storage stay on SQLAlchemy Core.
+
+The SQL is portable between SQLite (3.35+) and PostgreSQL; tables and columns are the
+ones :mod:`onestop.store.schema` defines, and the tests run on both databases.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+from ..errors import ConcurrentUpdate
+from ..model import Officer
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_DOSSIER_COLUMNS = ("id", "code", "procedure", "spec_id", "status", "channel", "desk_agency",
+                    "resolving_agency", "received_at", "received_by", "finished_at", "version",
+                    "info", "state")
+_TASK_FOR = (
+    "SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, "
+    + ", ".join(f"d.{c}" for c in _DOSSIER_COLUMNS)
+    + ", o.id, r.role FROM onestop_tasks t"
+    " JOIN onestop_dossiers d ON d.id = t.dossier_id"
+    " LEFT JOIN onestop_officers o ON o.id = ?"
+    " LEFT JOIN onestop_officer_roles r ON r.officer_id = ? AND r.agency = t.agency"
+    " AND r.role = t.role"
+    " WHERE t.id = ?")
+_DELETE_TASK = "DELETE FROM onestop_tasks WHERE id = ?"
+_UPDATE_DOSSIER = ("UPDATE onestop_dossiers SET status = ?, state = ?, finished_at = ?, "
+                   "version = ? WHERE id = ? AND version = ?")
+_INSERT_EVENT = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor, agency, detail)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)")
+_INSERT_TASK = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, claimed_by, "
+                "ready_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_INSERT_DOSSIER = ("INSERT INTO onestop_dossiers (code, procedure, spec_id, status, channel, "
+                   "desk_agency, resolving_agency, received_at, received_by, finished_at, "
+                   "version, info, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
+                   "RETURNING id")
+_OFFICER = ("SELECT o.id, o.name, r.agency, r.role FROM onestop_officers o "
+            "LEFT JOIN onestop_officer_roles r ON r.officer_id = o.id WHERE o.id = ?")
+_OPEN_TASKS = ("SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, d.code, "
+               "d.spec_id FROM onestop_tasks t JOIN onestop_dossiers d ON d.id = t.dossier_id "
+               "WHERE t.dossier_id = ? ORDER BY t.ready_at, t.step")
+_CLAIM = "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by IS NULL"
+_RELEASE = "UPDATE onestop_tasks SET claimed_by = NULL WHERE id = ? AND claimed_by = ?"
+_SPEC = "SELECT hash, body FROM onestop_specs WHERE id = ?"
+_NEXT_COUNTER = ("INSERT INTO onestop_counters (key, value) VALUES (?, 1) "
+                 "ON CONFLICT (key) DO UPDATE SET value = onestop_counters.value + 1 "
+                 "RETURNING value")
+
+
+def micros(instant: datetime | None) -> int | None:
+    """An aware datetime as microseconds since the epoch (the schema's Instant)."""
+    if instant is None:
+        return None
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def instant(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
+        microsecond=value % 1_000_000)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False,
+                                                  separators=(",", ":"))
+
+
+class TaskRow:
+    """An open task, its dossier, and the acting officer's standing, from one query."""
+
+    __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at",
+                 *_DOSSIER_COLUMNS, "officer_id", "held_role")
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+        self.ready_at = instant(self.ready_at)
+        self.received_at = instant(self.received_at)
+        self.finished_at = instant(self.finished_at)
+        self.info = json.loads(self.info)
+        self.state = bytes(self.state) if self.state is not None else None
+
+    def dossier(self) -> dict[str, Any]:
+        """The dossier columns, by name."""
+        return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
+
+
+class OpenTaskRow:
+    """An open task as the command path reads it."""
+
+    __slots__ = ("id", "step", "role", "agency", "claimed_by", "ready_at", "dossier_code",
+                 "spec_id")
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+        self.ready_at = instant(self.ready_at)
+
+
+class HotPath:
+    """The command statements, on one DBAPI connection inside one transaction."""
+
+    def __init__(self, dbapi_connection: Any, dialect: str) -> None:
+        self._cursor = dbapi_connection.cursor()
+        self._postgres = dialect == "postgresql"
+
+    def officer(self, officer_id: str) -> Officer | None:
+        """The officer with their roles per agency, or None when unknown."""
+        rows = self._run(_OFFICER, (officer_id,)).fetchall()
+        if not rows:
+            return None
+        roles: dict[str, set[str]] = {}
+        for _id, _name, agency, role in rows:
+            if agency is not None:
+                roles.setdefault(agency, set()).add(role)
+        return Officer(rows[0][0], rows[0][1], {a: frozenset(r) for a, r in roles.items()})
+
+    def open_tasks(self, dossier_id: int) -> list[OpenTaskRow]:
+        return [OpenTaskRow(r) for r in self._run(_OPEN_TASKS, (dossier_id,)).fetchall()]
+
+    def claim_task(self, task_id: str, officer_id: str) -> bool:
+        return self._run(_CLAIM, (officer_id, task_id)).rowcount == 1
+
+    def release_task(self, task_id: str, officer_id: str) -> bool:
+        return self._run(_RELEASE, (task_id, officer_id)).rowcount == 1
+
+    def spec(self, spec_id: int) -> tuple[str, bytes] | None:
+        row = self._run(_SPEC, (spec_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row is not None else None
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", "%s") if self._postgres else statement
+
+    def _run(self, statement: str, params: Sequence[Any]) -> Any:
+        self._cursor.execute(self._sql(statement), params)
+        return self._cursor
+
+    def task_for(self, task_id: str, officer_id: str) -> TaskRow | None:
+        statement = _TASK_FOR + (" FOR UPDATE OF d" if self._postgres else "")
+        row = self._run(statement, (officer_id, officer_id, task_id)).fetchone()
+        return TaskRow(row) if row is not None else None
+
+    def delete_task(self, task_id: str) -> None:
+        self._run(_DELETE_TASK, (task_id,))
+
+    def update_dossier(self, dossier_id: int, version: int, status: int, state: bytes,
+                       finished_at: datetime | None) -> int:
+        cursor = self._run(_UPDATE_DOSSIER, (status, state, micros(finished_at), version + 1,
+                                             dossier_id, version))
+        if cursor.rowcount != 1:
+            raise ConcurrentUpdate(f"dossier {dossier_id} was changed by another command; "
+                                   f"retry")
+        return version + 1
+
+    def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(_INSERT_EVENT), [
+                (r["dossier_id"], micros(r["at"]), r["kind"], r["step"], r["actor"],
+                 r["agency"], _json(r["detail"])) for r in rows])
+
+    def insert_tasks(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(_INSERT_TASK), [
+                (r["id"], r["dossier_id"], r["step"], r["role"], r["agency"], r["claimed_by"],
+                 micros(r["ready_at"])) for r in rows])
+
+    def insert_dossier(self, values: Mapping[str, Any]) -> int:
+        row = self._run(_INSERT_DOSSIER, (
+            values["code"], values["procedure"], values["spec_id"], values["status"],
+            values["channel"], values["desk_agency"], values["resolving_agency"],
+            micros(values["received_at"]), values["received_by"],
+            micros(values["finished_at"]), _json(values["info"]), values["state"],
+        )).fetchone()
+        return int(row[0])
+
+    def next_sequence(self, key: str) -> int:
+        return int(self._run(_NEXT_COUNTER, (key,)).fetchone()[0])
