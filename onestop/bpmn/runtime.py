@@ -64,6 +64,7 @@ class Instance:
     def __init__(self, model: ProcessModel, workflow: BpmnWorkflow) -> None:
         self.model = model
         self._workflow = workflow
+        self._encoded: dict[Any, tuple[Any, str]] = {}
 
     @classmethod
     def start(cls, model: ProcessModel, data: Mapping[str, Any]) -> tuple["Instance", list[StepInfo]]:
@@ -84,7 +85,7 @@ class Instance:
 
     def dump(self) -> bytes:
         """The instance state, without the model."""
-        return dump_state(self._workflow)
+        return dump_state(self._workflow, self._encoded)
 
     @property
     def completed(self) -> bool:

@@ -52,36 +52,50 @@ def _workflow_converter() -> BpmnWorkflowConverter:
     return BpmnWorkflowConverter(BpmnWorkflow, registry)
 
 
-def dump_state(workflow: BpmnWorkflow) -> bytes:
-    """The workflow's state (no spec), as compressed JSON."""
+#: Task states after which SpiffWorkflow no longer changes a task.
+_SETTLED = TaskState.COMPLETED | TaskState.CANCELLED | TaskState.ERROR
+
+
+def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None = None) -> bytes:
+    """The workflow's state (no spec), as compressed JSON.
+
+    ``cache`` (kept by the caller between dumps of the same workflow) holds the encoded
+    rows of settled tasks, so each command encodes only the tasks that can still change.
+    """
     converter = _workflow_converter()
     registry = converter.registry
-    position = {task_id: n for n, task_id in enumerate(workflow.tasks)}
-    rows: list[list[Any]] = []
-    for task in workflow.tasks.values():
+    # Keyed by the UUIDs' integers: hashing a UUID object is a Python-level call.
+    position = {task_id.int: n for n, task_id in enumerate(workflow.tasks)}
+    fragments: list[str] = []
+    for at, task in enumerate(workflow.tasks.values()):
         parent = workflow.tasks.get(task._parent) if task._parent is not None else None
+        parent_at = position[task._parent.int] if parent is not None else -1
+        children = [position[child.int] for child in task._children]
+        key = None
+        if cache is not None and task.state & _SETTLED:
+            key = (at, parent_at, children, task.state, task.last_state_change)
+            hit = cache.get(task.id)
+            if hit is not None and hit[0] == key:
+                fragments.append(hit[1])
+                continue
         if parent is None:
             data: Any = registry.convert(registry.clean(task.data))
         else:
             updates = DeepMerge.get_updated_keys(parent.data, task.data)
             deletions = DeepMerge.get_deleted_keys(parent.data, task.data)
             data = [registry.convert(updates) if updates else 0, deletions or 0]
-        rows.append([
-            task.id.hex,
-            position[task._parent] if parent is not None else -1,
-            [position[child] for child in task._children],
-            task.state,
-            task.task_spec.name,
-            1 if task.triggered else 0,
-            task.last_state_change,
-            registry.convert(task.internal_data) if task.internal_data else 0,
-            data,
-        ])
+        fragment = json.dumps([
+            task.id.hex, parent_at, children, task.state, task.task_spec.name,
+            1 if task.triggered else 0, task.last_state_change,
+            registry.convert(task.internal_data) if task.internal_data else 0, data,
+        ], separators=(",", ":"), ensure_ascii=False)
+        if key is not None and cache is not None:
+            cache[task.id] = (key, fragment)
+        fragments.append(fragment)
     document = {
         "format": STATE_FORMAT,
-        "tasks": rows,
-        "root": position[workflow.task_tree.id],
-        "last": position[workflow.last_task.id] if workflow.last_task is not None else -1,
+        "root": position[workflow.task_tree.id.int],
+        "last": position[workflow.last_task.id.int] if workflow.last_task is not None else -1,
         "data": registry.convert(registry.clean(workflow.data)),
         "success": workflow.success,
         "completed": workflow.completed,
@@ -89,7 +103,8 @@ def dump_state(workflow: BpmnWorkflow) -> bytes:
         "events": registry.convert(workflow.bpmn_events),
         "subprocesses": converter.mapping_to_dict(workflow.subprocesses),
     }
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    head = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    text = f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
     return zlib.compress(text.encode("utf-8"), 6)
 
 
