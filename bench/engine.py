@@ -134,7 +134,8 @@ class Baseline:
 def file_bytes(path: Path) -> int:
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    size = db.execute("PRAGMA page_count").fetchone()[0] * db.execute("PRAGMA page_size").fetchone()[0]
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    size = pages * db.execute("PRAGMA page_size").fetchone()[0]
     db.close()
     return size
 

@@ -23,7 +23,8 @@ STAFF = [
     Officer("vt.mai", "Võ Thị Mai", {"AN-BINH-MC": ["receiving_officer"]}),
     Officer("lv.binh", "Lê Văn Bình", {"AN-BINH-KT": ["specialist"]}),
     Officer("pq.cuong", "Phạm Quốc Cường", {"AN-BINH-KT": ["leader"]}),
-    Officer("dt.dung", "Đặng Thùy Dung", {"AN-BINH-TP": ["specialist"], "AN-BINH-UB": ["specialist"]}),
+    Officer("dt.dung", "Đặng Thùy Dung",
+            {"AN-BINH-TP": ["specialist"], "AN-BINH-UB": ["specialist"]}),
     Officer("hm.hai", "Hoàng Minh Hải", {"AN-BINH-UB": ["leader"], "AN-BINH-TP": ["leader"]}),
 ]
 
@@ -71,7 +72,8 @@ STEP_MINUTES = {"Task_CheckDossier": 10, "Task_RequestSupplement": 5,
 LUNCH = ((11, 30), (13, 0))
 
 
-def run_demo(database: str | Path, out: TextIO, *, library: str | Path | None = None) -> list[Dossier]:
+def run_demo(database: str | Path, out: TextIO, *,
+             library: str | Path | None = None) -> list[Dossier]:
     """Run the scripted dossiers on ``database`` (recreated) and print their story."""
     path = Path(database)
     for suffix in ("", "-wal", "-shm"):
@@ -99,7 +101,7 @@ def run_demo(database: str | Path, out: TextIO, *, library: str | Path | None = 
         moving = True
         while moving:
             moving = False
-            for code, scenario, answers in zip(codes, SCENARIOS, replies):
+            for code, scenario, answers in zip(codes, SCENARIOS, replies, strict=True):
                 moving |= _step(engine, clock, code, scenario, answers)
         print(f"onestop demo: {len(codes)} dossiers on {path} (SQLite)\n", file=out)
         finals = []

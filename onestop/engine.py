@@ -227,7 +227,8 @@ class Engine:
             model = self._model(tx, row.spec_id)
         return self._task_of(model, row, claimed_by=None)
 
-    def complete(self, task_id: str, officer: str, data: Mapping[str, Any] | None = None) -> Dossier:
+    def complete(self, task_id: str, officer: str,
+                 data: Mapping[str, Any] | None = None) -> Dossier:
         """Complete a task with its form data and move the dossier on.
 
         The officer must hold the task's role in its agency, and the task must not be

@@ -59,7 +59,7 @@ def load_library(path: str | Path | None = None, *, catalog: str | Path | None =
 
 def check_library(models: Mapping[str, ProcessModel], catalog: Catalog) -> None:
     """Check that every procedure's process exists and its user tasks can be assigned."""
-    for index, procedure in enumerate(catalog.procedures.values()):
+    for procedure in catalog.procedures.values():
         entry = f"{procedure.code}"
         model = models.get(procedure.process)
         if model is None:

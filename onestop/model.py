@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum, IntEnum
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 class Channel(IntEnum):
@@ -85,7 +85,7 @@ class Officer:
 
     id: str
     name: str
-    roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    roles: Mapping[str, Iterable[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", {str(agency): frozenset(names)
@@ -93,7 +93,7 @@ class Officer:
 
     def has_role(self, agency: str, role: str) -> bool:
         """True when the officer holds ``role`` in ``agency``."""
-        return role in self.roles.get(agency, frozenset())
+        return role in self.roles.get(agency, ())
 
 
 @dataclass(frozen=True)

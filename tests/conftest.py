@@ -82,7 +82,8 @@ def engine(make_engine: Callable[..., Engine], database: str) -> Engine:
 def drive(engine: Engine, code: str, answers: dict[str, list[dict]] | None = None,
           stop_before: str | None = None) -> None:
     """Let the staff complete the dossier's steps, answering forms from ``answers``."""
-    queue = {k: list(v) for k, v in (answers or {"Task_CheckDossier": [{"outcome": "accept"}]}).items()}
+    answers = answers or {"Task_CheckDossier": [{"outcome": "accept"}]}
+    queue = {k: list(v) for k, v in answers.items()}
     for _ in range(50):
         dossier = engine.dossier(code)
         if not dossier.open_tasks or dossier.open_tasks[0].step == stop_before:

@@ -99,7 +99,8 @@ def test_model_scripts_and_conditions_run_in_the_sandbox(tmp_path, sqlite_url, c
     assert code
 
 
-def test_a_runtime_failure_in_a_model_is_a_clear_error_and_stores_nothing(tmp_path, sqlite_url, clock):
+def test_a_runtime_failure_in_a_model_is_a_clear_error_and_stores_nothing(tmp_path, sqlite_url,
+                                                                          clock):
     shutil.copy(DATA / "script_task.bpmn", tmp_path)
     shutil.copy(DATA / "script_catalog.json", tmp_path / "catalog.json")
     engine = Engine(sqlite_url, library=tmp_path, clock=clock)

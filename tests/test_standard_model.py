@@ -40,7 +40,8 @@ def test_shapes_sit_inside_their_lane_and_edges_touch_their_ends():
     bounds = {}
     for shape in doc.iterfind(".//bpmndi:BPMNShape", NS):
         b = shape.find("dc:Bounds", NS)
-        bounds[shape.get("bpmnElement")] = tuple(float(b.get(k)) for k in ("x", "y", "width", "height"))
+        bounds[shape.get("bpmnElement")] = tuple(float(b.get(k))
+                                                 for k in ("x", "y", "width", "height"))
     for lane in doc.iterfind(".//bpmn:lane", NS):
         lx, ly, lw, lh = bounds[lane.get("id")]
         for ref in lane.iterfind("bpmn:flowNodeRef", NS):

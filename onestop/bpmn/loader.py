@@ -119,7 +119,8 @@ def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
             spec = parser.get_spec(process_id)
             subprocesses = parser.get_subprocess_specs(process_id)
         except ValidationException as exc:
-            raise _from_spiff(exc, exc.file_name or name, documents.get(exc.file_name or name)) from None
+            source = exc.file_name or name
+            raise _from_spiff(exc, source, documents.get(source)) from None
         except SpiffWorkflowException as exc:
             raise ModelError(str(exc), file=name) from None
         for callee, callee_spec in subprocesses.items():

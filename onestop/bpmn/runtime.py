@@ -67,7 +67,8 @@ class Instance:
         self._encoded: dict[Any, tuple[Any, str]] = {}
 
     @classmethod
-    def start(cls, model: ProcessModel, data: Mapping[str, Any]) -> tuple["Instance", list[StepInfo]]:
+    def start(cls, model: ProcessModel,
+              data: Mapping[str, Any]) -> tuple["Instance", list[StepInfo]]:
         """Create a workflow, seed its data and run it to its first wait states.
 
         Returns the instance and the automatic steps passed on the way (in order)."""

@@ -83,6 +83,28 @@ class TaskRow:
 
     __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at",
                  *_DOSSIER_COLUMNS, "officer_id", "held_role")
+    task_id: str
+    step: str
+    role: str
+    agency: str
+    claimed_by: str | None
+    ready_at: datetime
+    id: int
+    code: str
+    procedure: str
+    spec_id: int
+    status: int
+    channel: int
+    desk_agency: str
+    resolving_agency: str
+    received_at: datetime
+    received_by: str
+    finished_at: datetime | None
+    version: int
+    info: dict[str, Any]
+    state: bytes | None
+    officer_id: str | None
+    held_role: str | None
 
     def __init__(self, values: Sequence[Any]) -> None:
         for name, value in zip(self.__slots__, values, strict=True):
