@@ -14,13 +14,13 @@ ones :mod:`onestop.store.schema` defines, and the tests run on both databases.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConcurrentUpdate
 from ..model import Officer
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from .schema import from_micros as instant
+from .schema import to_micros as micros
 
 _DOSSIER_COLUMNS = ("id", "code", "procedure", "spec_id", "status", "channel", "desk_agency",
                     "resolving_agency", "received_at", "received_by", "finished_at", "version",
@@ -56,21 +56,6 @@ _SPEC = "SELECT hash, body FROM onestop_specs WHERE id = ?"
 _NEXT_COUNTER = ("INSERT INTO onestop_counters (key, value) VALUES (?, 1) "
                  "ON CONFLICT (key) DO UPDATE SET value = onestop_counters.value + 1 "
                  "RETURNING value")
-
-
-def micros(instant: datetime | None) -> int | None:
-    """An aware datetime as microseconds since the epoch (the schema's Instant)."""
-    if instant is None:
-        return None
-    delta = instant - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def instant(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
-        microsecond=value % 1_000_000)
 
 
 def _json(value: Any) -> str | None:

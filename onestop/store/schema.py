@@ -32,6 +32,24 @@ from sqlalchemy.types import TypeDecorator
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def to_micros(value: datetime | None) -> int | None:
+    """An aware instant as the integer the store keeps: microseconds since the epoch."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("instants must be timezone-aware")
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int | None) -> datetime | None:
+    """The UTC instant of a stored microsecond count."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
+        microsecond=value % 1_000_000)
+
+
 class Instant(TypeDecorator[datetime]):
     """A timezone-aware instant stored as microseconds since the epoch."""
 
@@ -39,18 +57,10 @@ class Instant(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("instants must be timezone-aware")
-        delta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return to_micros(value)
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
-            microsecond=value % 1_000_000)
+        return from_micros(value)
 
 
 class JsonText(TypeDecorator[Any]):
