@@ -6,7 +6,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import OnestopError
+from datetime import datetime
+from decimal import Decimal
+
+from .errors import InvalidInput, OnestopError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,15 +20,67 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="SQLite file to (re)create (default: onestop-demo.db)")
     demo.add_argument("--library", default=None,
                       help="process library folder (default: the shipped one)")
+    calendar = commands.add_parser("calendar", help="working-time arithmetic")
+    calendar_commands = calendar.add_subparsers(dest="calendar_command", required=True)
+    due = calendar_commands.add_parser("due", help="print the due instant (ISO 8601)")
+    due.add_argument("--start", required=True, help="e.g. 2025-04-25T16:00+07:00")
+    amount = due.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--working-days", type=Decimal)
+    amount.add_argument("--working-hours", type=Decimal)
+    amount.add_argument("--calendar-days", type=int)
+    due.add_argument("--agency", default=None, help="use this agency's calendar overrides")
+    due.add_argument("--calendars", default=None,
+                     help="per-agency override file (default: the library's calendars.json)")
+    elapsed = calendar_commands.add_parser("elapsed", help="working time between two instants")
+    elapsed.add_argument("--start", required=True)
+    elapsed.add_argument("--end", required=True)
+    elapsed.add_argument("--agency", default=None)
+    elapsed.add_argument("--calendars", default=None)
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             from .demo import run_demo
             run_demo(args.db, sys.stdout, library=args.library)
+        elif args.command == "calendar":
+            print(_calendar(args))
     except OnestopError as exc:
         print(f"onestop: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _calendar(args: argparse.Namespace) -> str:
+    from .calendar import load_calendars
+    from .duration import Duration, Unit
+    from .library import default_library_path
+
+    path = args.calendars
+    if path is None and (default_library_path() / "calendars.json").is_file():
+        path = default_library_path() / "calendars.json"
+    calendar = load_calendars(path).for_agency(args.agency)
+    start = _instant(args.start, "--start")
+    if args.calendar_command == "due":
+        if args.working_days is not None:
+            duration = Duration(args.working_days, Unit.WORKING_DAYS)
+        elif args.working_hours is not None:
+            duration = Duration(args.working_hours, Unit.WORKING_HOURS)
+        else:
+            duration = Duration(Decimal(args.calendar_days), Unit.CALENDAR_DAYS)
+        return calendar.add(start, duration).isoformat()
+    spent = calendar.elapsed(start, _instant(args.end, "--end"))
+    return (f"{spent.days} working days {spent.hours:g} hours "
+            f"({spent.total_hours:g} working hours)")
+
+
+def _instant(text: str, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} {text!r} is not an ISO 8601 instant such as "
+                           f"2025-04-25T16:00+07:00") from None
+    if value.tzinfo is None:
+        raise InvalidInput(f"{option} {text!r} has no time zone; add one, e.g. +07:00")
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover
