@@ -219,6 +219,14 @@ class WorkingCalendar:
             else int(Decimal(str(hours)) * 3600 * _US)
         return self.from_axis(self.to_axis(instant) + step)
 
+    def start_of_next_working_day(self, instant: datetime) -> datetime:
+        """The first session's start on the working day after ``instant``'s date."""
+        ordinal = _local(instant).toordinal()
+        index = bisect.bisect_right(self._days, ordinal)
+        if index >= len(self._days):
+            raise InvalidInput(f"no working day after {instant.isoformat()} in the calendar")
+        return self._midnights[index] + timedelta(seconds=self._starts[0])
+
     def end_of_working_day(self, instant: datetime) -> datetime:
         """The close of the working day ``instant`` counts on (the next one, off hours)."""
         value = self.to_axis(self.next_working_instant(instant))

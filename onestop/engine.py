@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .bpmn import Instance, ProcessModel, StepInfo, model_from_body
 from .clock import VIETNAM_TZ, Clock, SystemClock
@@ -26,6 +26,7 @@ from .errors import (
     UnknownOfficer,
 )
 from .library import Library, load_library
+from .sla import Regimes, appointment
 from .model import (
     Channel,
     Dossier,
@@ -175,8 +176,10 @@ class Engine:
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
             })
+            regime = self._regimes().at(now)
             context = _Context(code, desk, resolver, proc.agencies,
-                               DossierStatus.NEWLY_REGISTERED)
+                               DossierStatus.NEWLY_REGISTERED,
+                               self._appointer(desk, regime.code, proc.code), None)
             progress = _progress(context, instance, passed, now, actor=actor, completed=None,
                                  was_open=())
             info = {"applicant": dict(applicant), "components": handed_in,
@@ -187,6 +190,7 @@ class Engine:
                 "status": int(progress.status), "channel": int(channel),
                 "desk_agency": desk, "resolving_agency": resolver, "received_at": now,
                 "received_by": actor, "finished_at": now if progress.finished else None,
+                "regime": regime.code, "appointment_at": progress.appointment_at,
                 "info": info, "state": instance.dump(),
             }
             dossier_id = tx.insert_dossier(values)
@@ -256,7 +260,9 @@ class Engine:
                     raise ProcessError(exc.reason, dossier=row.code,
                                        element=exc.element) from None
                 context = _Context(row.code, row.desk_agency, row.resolving_agency,
-                                   row.info.get("agencies", {}), DossierStatus(row.status))
+                                   row.info.get("agencies", {}), DossierStatus(row.status),
+                                   self._appointer(row.desk_agency, row.regime, row.procedure),
+                                   row.appointment_at)
                 progress = _progress(context, instance, passed, now, actor=clerk,
                                      completed=row, was_open=was_open)
                 done = _event(now, EventKind.COMPLETED, row.step, clerk, row.agency,
@@ -266,13 +272,13 @@ class Engine:
                     tx.delete_task(stale)
                 state = instance.dump()
                 finished_at = now if progress.finished else None
-                version = tx.update_dossier(row.id, row.version, status=int(progress.status),
-                                            state=state, finished_at=finished_at)
+                version = tx.update_dossier(row.id, row.version, int(progress.status), state,
+                                            finished_at, progress.appointment_at)
                 tx.append_events([{**e, "dossier_id": row.id} for e in (done, *progress.events)])
                 tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
                 self._remember(row.id, version, instance)
                 values = dict(row.dossier(), status=int(progress.status), state=state,
-                              finished_at=finished_at)
+                              finished_at=finished_at, appointment_at=progress.appointment_at)
                 still_open = set(was_open) - {row.task_id} - set(progress.gone)
                 # Sequential flows (the usual case): what is open now is what just opened.
                 open_rows = tx.open_tasks(row.id) if still_open else \
@@ -363,6 +369,20 @@ class Engine:
             return cached[1]
         return Instance.restore(model, row.state)
 
+    def _regimes(self) -> Regimes:
+        if self.library.regimes is None:
+            raise ModelError("the process library has no legal regimes (regimes.json)")
+        return self.library.regimes
+
+    def _appointer(self, desk: str, regime_code: str,
+                   procedure: str) -> Callable[[datetime], datetime]:
+        """How to set the appointment when the dossier is accepted at ``desk``."""
+        def appoint(accepted: datetime) -> datetime:
+            proc = self.library.catalog.procedure(procedure)
+            return appointment(self.library.calendars.for_agency(desk),
+                               self._regimes().get(regime_code), accepted, proc.legal_time)
+        return appoint
+
     def _remember(self, dossier_id: int, version: int, instance: Instance) -> None:
         self._instances[dossier_id] = (version, instance)
         self._instances.move_to_end(dossier_id)
@@ -405,7 +425,8 @@ class Engine:
             applicant=info.get("applicant", {}), components=tuple(info.get("components", [])),
             process=model.process_id, spec_hash=model.spec_hash,
             finished_at=_local(row["finished_at"]) if row["finished_at"] else None,
-            open_tasks=tuple(open_tasks),
+            open_tasks=tuple(open_tasks), regime=row["regime"],
+            appointment_at=_local(row["appointment_at"]) if row["appointment_at"] else None,
         )
 
 
@@ -413,9 +434,11 @@ class _Context:
     """What progress bookkeeping needs to know of a dossier."""
 
     def __init__(self, code: str, desk: str, resolver: str, slots: Mapping[str, str],
-                 status: DossierStatus) -> None:
+                 status: DossierStatus, appoint: Callable[[datetime], datetime],
+                 appointment_at: datetime | None) -> None:
         self.code, self.desk, self.resolver = code, desk, resolver
         self.slots, self.status = dict(slots), status
+        self.appoint, self.appointment_at = appoint, appointment_at
 
     def agency_for(self, step: StepInfo) -> str:
         slot = step.agency or "resolver"
@@ -442,19 +465,26 @@ class _Progress:
         self.gone: list[str] = []
         self.status = DossierStatus.NEWLY_REGISTERED
         self.finished = False
+        self.appointment_at: datetime | None = None
 
 
 def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo], now: datetime,
               *, actor: str, completed: Any, was_open: Sequence[str]) -> _Progress:
     """What a start or a completion changed: new tasks, statuses, handovers, the end."""
     progress = _Progress()
+    progress.appointment_at = dossier.appointment_at
     status = dossier.status
 
     def set_status(step: StepInfo) -> None:
         nonlocal status
         if step.status is not None and step.status != status:
+            detail: dict[str, Any] = {"from": int(status), "to": step.status}
+            if step.status == DossierStatus.RECEIVED and progress.appointment_at is None:
+                # Accepted as complete: the receipt and appointment slip is issued now.
+                progress.appointment_at = dossier.appoint(now)
+                detail["appointment"] = progress.appointment_at.isoformat()
             progress.events.append(_event(now, EventKind.STATUS_CHANGED, step.id, actor, None,
-                                          {"from": int(status), "to": step.status}))
+                                          detail))
             status = DossierStatus(step.status)
 
     for step in passed:

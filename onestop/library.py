@@ -9,16 +9,20 @@ subclasses naming file, element, entry and field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 from .bpmn import ProcessModel, load_models
+from .calendar import Calendars, load_calendars
 from .catalog import BUILTIN_SLOTS, Catalog, Procedure, load_catalog
 from .errors import CatalogError, ModelError
+from .sla import Regimes, load_regimes
 
 CATALOG_FILE = "catalog.json"
+CALENDARS_FILE = "calendars.json"
+REGIMES_FILE = "regimes.json"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Library:
     models: Mapping[str, ProcessModel]
     catalog: Catalog
     root: Path | None = None
+    calendars: Calendars = field(default_factory=Calendars)
+    regimes: Regimes | None = None
 
     def model_for(self, procedure: Procedure) -> ProcessModel:
         """The current model of a procedure's process."""
@@ -54,7 +60,14 @@ def load_library(path: str | Path | None = None, *, catalog: str | Path | None =
     catalog_path = Path(catalog) if catalog is not None else root / CATALOG_FILE
     loaded = load_catalog(catalog_path)
     check_library(models, loaded)
-    return Library(MappingProxyType(dict(models)), loaded, root)
+    # Working-time overrides and legal regimes: the library's own, else the shipped ones.
+    calendars = load_calendars(root / CALENDARS_FILE) \
+        if (root / CALENDARS_FILE).is_file() else Calendars()
+    regimes_path = root / REGIMES_FILE
+    if not regimes_path.is_file():
+        regimes_path = default_library_path() / REGIMES_FILE
+    return Library(MappingProxyType(dict(models)), loaded, root, calendars,
+                   load_regimes(regimes_path))
 
 
 def check_library(models: Mapping[str, ProcessModel], catalog: Catalog) -> None:

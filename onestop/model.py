@@ -141,7 +141,10 @@ class Event:
 
 @dataclass(frozen=True)
 class Dossier:
-    """A snapshot of a dossier (hồ sơ): where it is and who holds it."""
+    """A snapshot of a dossier (hồ sơ): where it is and who holds it.
+
+    ``regime`` is the legal regime bound at receipt; ``appointment_at`` the appointment
+    (ngày hẹn trả kết quả), set when the dossier is accepted as complete."""
 
     code: str
     procedure: str
@@ -158,6 +161,8 @@ class Dossier:
     spec_hash: str
     finished_at: datetime | None
     open_tasks: tuple[Task, ...]
+    regime: str = ""
+    appointment_at: datetime | None = None
 
     @property
     def finished(self) -> bool:

@@ -23,8 +23,8 @@ from .schema import from_micros as instant
 from .schema import to_micros as micros
 
 _DOSSIER_COLUMNS = ("id", "code", "procedure", "spec_id", "status", "channel", "desk_agency",
-                    "resolving_agency", "received_at", "received_by", "finished_at", "version",
-                    "info", "state")
+                    "resolving_agency", "received_at", "received_by", "finished_at", "regime",
+                    "appointment_at", "version", "info", "state")
 _TASK_FOR = (
     "SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, "
     + ", ".join(f"d.{c}" for c in _DOSSIER_COLUMNS)
@@ -36,15 +36,15 @@ _TASK_FOR = (
     " WHERE t.id = ?")
 _DELETE_TASK = "DELETE FROM onestop_tasks WHERE id = ?"
 _UPDATE_DOSSIER = ("UPDATE onestop_dossiers SET status = ?, state = ?, finished_at = ?, "
-                   "version = ? WHERE id = ? AND version = ?")
+                   "appointment_at = ?, version = ? WHERE id = ? AND version = ?")
 _INSERT_EVENT = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor, agency, detail)"
                  " VALUES (?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TASK = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, claimed_by, "
                 "ready_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
 _INSERT_DOSSIER = ("INSERT INTO onestop_dossiers (code, procedure, spec_id, status, channel, "
                    "desk_agency, resolving_agency, received_at, received_by, finished_at, "
-                   "version, info, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) "
-                   "RETURNING id")
+                   "regime, appointment_at, version, info, state) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id")
 _OFFICER = ("SELECT o.id, o.name, r.agency, r.role FROM onestop_officers o "
             "LEFT JOIN onestop_officer_roles r ON r.officer_id = o.id WHERE o.id = ?")
 _OPEN_TASKS = ("SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, d.code, "
@@ -85,6 +85,8 @@ class TaskRow:
     received_at: datetime
     received_by: str
     finished_at: datetime | None
+    regime: str
+    appointment_at: datetime | None
     version: int
     info: dict[str, Any]
     state: bytes | None
@@ -97,6 +99,7 @@ class TaskRow:
         self.ready_at = instant(self.ready_at)
         self.received_at = instant(self.received_at)
         self.finished_at = instant(self.finished_at)
+        self.appointment_at = instant(self.appointment_at)
         self.info = json.loads(self.info)
         self.state = bytes(self.state) if self.state is not None else None
 
@@ -164,8 +167,9 @@ class HotPath:
         self._run(_DELETE_TASK, (task_id,))
 
     def update_dossier(self, dossier_id: int, version: int, status: int, state: bytes,
-                       finished_at: datetime | None) -> int:
-        cursor = self._run(_UPDATE_DOSSIER, (status, state, micros(finished_at), version + 1,
+                       finished_at: datetime | None, appointment_at: datetime | None) -> int:
+        cursor = self._run(_UPDATE_DOSSIER, (status, state, micros(finished_at),
+                                             micros(appointment_at), version + 1,
                                              dossier_id, version))
         if cursor.rowcount != 1:
             raise ConcurrentUpdate(f"dossier {dossier_id} was changed by another command; "
@@ -189,7 +193,8 @@ class HotPath:
             values["code"], values["procedure"], values["spec_id"], values["status"],
             values["channel"], values["desk_agency"], values["resolving_agency"],
             micros(values["received_at"]), values["received_by"],
-            micros(values["finished_at"]), _json(values["info"]), values["state"],
+            micros(values["finished_at"]), values["regime"], micros(values["appointment_at"]),
+            _json(values["info"]), values["state"],
         )).fetchone()
         return int(row[0])
 
