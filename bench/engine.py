@@ -18,24 +18,29 @@ The last line printed is one JSON object with the figures and ratios.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sqlite3
-import statistics
 import sys
-import tempfile
-import time
-from datetime import datetime
 from pathlib import Path
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
-from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
-from SpiffWorkflow.util.task import TaskState
+# bench/calendar.py would shadow the standard library's calendar module (imported by
+# SpiffWorkflow and holidays): run without this folder on the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from onestop import VIETNAM_TZ, Engine, ManualClock, Officer
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sqlite3  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+from SpiffWorkflow.bpmn import BpmnWorkflow  # noqa: E402
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer  # noqa: E402
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser  # noqa: E402
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
+from SpiffWorkflow.util.task import TaskState  # noqa: E402
+
+from onestop import VIETNAM_TZ, Engine, ManualClock, Officer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "processes" / "standard.bpmn"

@@ -253,7 +253,7 @@ class Engine:
                 _validate_form(_find_step(model, row.step), data, row.code)
                 touched = row.id
                 instance = self._instance(row, model)
-                was_open = [t.id for t in instance.open_tasks()]
+                was_open = instance.open_task_ids()
                 try:
                     passed = instance.complete(row.task_id, data)
                 except ProcessError as exc:
@@ -279,7 +279,7 @@ class Engine:
                 self._remember(row.id, version, instance)
                 values = dict(row.dossier(), status=int(progress.status), state=state,
                               finished_at=finished_at, appointment_at=progress.appointment_at)
-                still_open = set(was_open) - {row.task_id} - set(progress.gone)
+                still_open = was_open - {row.task_id} - set(progress.gone)
                 # Sequential flows (the usual case): what is open now is what just opened.
                 open_rows = tx.open_tasks(row.id) if still_open else \
                     [_NewTask(t, row.code) for t in progress.new_tasks]
@@ -469,7 +469,7 @@ class _Progress:
 
 
 def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo], now: datetime,
-              *, actor: str, completed: Any, was_open: Sequence[str]) -> _Progress:
+              *, actor: str, completed: Any, was_open: Iterable[str]) -> _Progress:
     """What a start or a completion changed: new tasks, statuses, handovers, the end."""
     progress = _Progress()
     progress.appointment_at = dossier.appointment_at

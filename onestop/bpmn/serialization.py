@@ -9,10 +9,10 @@ dossier's state is what every engine command writes.
 
 A task row is ``[id_hex, parent, children, state, spec_name, triggered,
 last_state_change, internal_data, data]`` where ``parent`` and ``children`` are row
-positions (``-1``: no parent) and ``data`` is the full data for the root and
-``[updates, deletions]`` relative to the parent otherwise, as SpiffWorkflow itself stores
-it. Sub-process workflows (call activities, embedded sub-processes) keep SpiffWorkflow's
-own dictionary form.
+positions (``-1``: no parent) and ``data`` is the full data for the root, ``1`` for a
+task whose data is still empty (not reached yet), and ``[updates, deletions]`` relative
+to the parent otherwise, as SpiffWorkflow itself stores it. Sub-process workflows (call
+activities, embedded sub-processes) keep SpiffWorkflow's own dictionary form.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
                 continue
         if parent is None:
             data: Any = registry.convert(registry.clean(task.data))
+        elif not task.data:
+            data = 1  # a task not reached yet: SpiffWorkflow fills its data on arrival
         else:
             updates = DeepMerge.get_updated_keys(parent.data, task.data)
             deletions = DeepMerge.get_deleted_keys(parent.data, task.data)
@@ -130,7 +132,9 @@ def load_state(blob: bytes, model: "ProcessModel", script_engine: Any) -> BpmnWo
         task.internal_data = registry.restore(internal) if internal else {}
         if isinstance(task.task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
             workflow.event_manager.add_task(task)
-        if parent >= 0:
+        if parent >= 0 and data == 1:
+            task.data = {}
+        elif parent >= 0:
             updates, deletions = data
             merged = DeepMerge.merge({}, workflow.tasks[ids[parent]].data)
             if updates:
