@@ -20,7 +20,6 @@ appointment slips are written.
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -31,6 +30,7 @@ import holidays
 
 from .clock import VIETNAM_TZ
 from .duration import Duration, Unit
+from .catalog import read_data_file
 from .errors import CatalogError, InvalidInput
 
 DEFAULT_SESSIONS = ((time(7, 30), time(11, 30)), (time(13, 0), time(17, 0)))
@@ -63,6 +63,18 @@ class WorkingTime:
         return self.microseconds / self.day_length
 
 
+def check_sessions(sessions: Sequence[tuple[time, time]]) -> None:
+    """Office sessions must exist, be in order within the day and not overlap."""
+    previous = time(0, 0)
+    if not sessions:
+        raise ValueError("a calendar needs at least one office session")
+    for start, end in sessions:
+        if not previous <= start < end:
+            raise ValueError(f"office sessions must be in order and not overlap: "
+                             f"{start.isoformat('minutes')}–{end.isoformat('minutes')}")
+        previous = end
+
+
 class WorkingCalendar:
     """Working days and sessions of one agency (or the national default)."""
 
@@ -71,7 +83,7 @@ class WorkingCalendar:
                  years: range = DEFAULT_YEARS, name: str = "Vietnam") -> None:
         self.name = name
         self.sessions = tuple(sessions)
-        self._check_sessions()
+        check_sessions(self.sessions)
         self._starts = [t.hour * 3600 + t.minute * 60 + t.second for t, _ in self.sessions]
         self._ends = [t.hour * 3600 + t.minute * 60 + t.second for _, t in self.sessions]
         self.day_length = sum(e - s for s, e in zip(self._starts, self._ends, strict=True)) * _US
@@ -102,16 +114,6 @@ class WorkingCalendar:
         self._day_offsets = [timedelta(days=n) for n in range(4 * 366)]
         self.first, self.last = first, last
         self._first_ordinal, self._last_ordinal = first.toordinal(), last.toordinal()
-
-    def _check_sessions(self) -> None:
-        previous = time(0, 0)
-        if not self.sessions:
-            raise ValueError("a calendar needs at least one office session")
-        for start, end in self.sessions:
-            if not previous <= start < end:
-                raise ValueError(f"office sessions must be in order and not overlap: "
-                                 f"{start.isoformat('minutes')}–{end.isoformat('minutes')}")
-            previous = end
 
     # -- days ----------------------------------------------------------------------
     def is_working_day(self, day: date) -> bool:
@@ -300,12 +302,7 @@ def load_calendars(path: str | Path | None) -> Calendars:
     if path is None:
         return Calendars()
     name = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError("file not found", file=name) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"not valid UTF-8 JSON: {exc}", file=name) from None
+    data = read_data_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("agencies", {}), dict):
         raise CatalogError("must be an object with an 'agencies' object", file=name)
     overrides: dict[str, dict[str, Any]] = {}
@@ -326,14 +323,10 @@ def load_calendars(path: str | Path | None) -> Calendars:
             try:
                 entry["sessions"] = [(time.fromisoformat(a), time.fromisoformat(b))
                                      for a, b in raw["sessions"]]
-                WorkingCalendar._check_sessions(_SessionsOnly(entry["sessions"]))
+                check_sessions(entry["sessions"])
             except (TypeError, ValueError) as exc:
                 raise CatalogError(f"sessions are [[\"HH:MM\", \"HH:MM\"], ...] in order: "
                                    f"{exc}", file=name, entry=agency, field="sessions") from None
         overrides[agency] = entry
     return Calendars(overrides, name)
 
-
-class _SessionsOnly:
-    def __init__(self, sessions: Sequence[tuple[time, time]]) -> None:
-        self.sessions = tuple(sessions)

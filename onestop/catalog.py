@@ -108,23 +108,27 @@ class Catalog:
             raise UnknownAgency(f"no agency with code {code!r} in the catalogue") from None
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """Read and validate a catalogue file."""
-    path = Path(path)
+def read_data_file(path: str | Path) -> Any:
+    """Decode a UTF-8 JSON data file (catalogue, calendars, regimes); a missing file,
+    bad encoding or bad JSON is a :class:`CatalogError` naming the file and place."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CatalogError("file not found", file=name) from None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                            file=name) from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatalogError(f"not valid JSON: {exc.msg} at line {exc.lineno}, "
                            f"column {exc.colno}", file=name) from None
-    return parse_catalog(data, source=name)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalogue file."""
+    return parse_catalog(read_data_file(path), source=str(path))
 
 
 def parse_catalog(data: Any, source: str | None = None) -> Catalog:

@@ -8,13 +8,13 @@ and its form numbers. A new decree is a data change.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .calendar import WorkingCalendar
+from .catalog import read_data_file
 from .clock import VIETNAM_TZ
 from .duration import Duration
 from .errors import CatalogError, InvalidInput
@@ -81,12 +81,7 @@ def appointment(calendar: WorkingCalendar, regime: Regime, received: datetime,
 def load_regimes(path: str | Path) -> Regimes:
     """Read and validate ``regimes.json``; errors name the file, regime and field."""
     name = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogError("file not found", file=name) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CatalogError(f"not valid UTF-8 JSON: {exc}", file=name) from None
+    data = read_data_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("regimes"), list):
         raise CatalogError("must be an object with a 'regimes' list", file=name)
     regimes = [_regime(raw, index, name) for index, raw in enumerate(data["regimes"])]

@@ -108,11 +108,6 @@ class Instance:
         return {str(task.id) for workflow in workflows for task in workflow.tasks.values()
                 if task.state == SpiffState.READY and task.task_spec.manual}
 
-    def data(self) -> dict[str, Any]:
-        """The process data as the last completed task left it."""
-        last = self._workflow.last_task
-        return dict(last.data) if last is not None else dict(self._workflow.data)
-
     def complete(self, task_id: str, data: Mapping[str, Any]) -> list[StepInfo]:
         """Complete a ready user task with form data; run on to the next wait states.
 
