@@ -26,7 +26,7 @@ dossier = engine.receive(
 print("received", dossier.code, dossier.status.label_vi)
 
 # Each officer works their inbox until the result is returned.
-answers = {"Task_CheckDossier": {"outcome": "accept"}}
+answers = {"Task_CheckDossier": {"outcome": "accept"}, "Task_Examine": {"verdict": "approve"}}
 while dossier.open_tasks:
     for officer in ("tn.an", "lv.binh", "pq.cuong"):
         for task in engine.inbox(officer):

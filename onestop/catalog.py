@@ -34,7 +34,7 @@ SCHEMA = "onestop-catalog/1"
 LEVELS = ("province", "commune", "district", "ministry")
 SERVICE_MODES = ("full_online", "partial_online", "in_person")
 #: Agency slots every process may use in lanes: the receiving desk and the resolver.
-BUILTIN_SLOTS = ("desk", "resolver")
+BUILTIN_SLOTS = ("desk", "resolver", "responsible")
 
 _PROCEDURE_CODE = re.compile(r"^\d\.\d{6}(\.[0-9A-Za-z.]+)?$")
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

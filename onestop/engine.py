@@ -12,32 +12,47 @@ import re
 from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from .bpmn import Instance, ProcessModel, StepInfo, model_from_body
+from .bpmn import Instance, ProcessModel, StepInfo, WaitingTimer, evaluate, model_from_body
+from .bpmn.timers import IsoDuration, literal, read_value, uses_sla
 from .clock import VIETNAM_TZ, Clock, SystemClock
+from .duration import Duration
 from .errors import (
     DossierNotFound,
     InvalidInput,
     ModelError,
+    OnestopError,
     PermissionDenied,
     ProcessError,
+    RuleViolation,
     TaskNotFound,
     UnknownOfficer,
 )
 from .library import Library, load_library
-from .sla import Regimes, appointment
 from .model import (
     Channel,
     Dossier,
     DossierStatus,
     Event,
     EventKind,
+    FiredTimer,
     Officer,
     Task,
 )
+from .sla import (
+    Regime,
+    Regimes,
+    SlaReport,
+    apology_due,
+    appointment,
+    assess,
+    parse_new_appointment,
+    resumed_appointment,
+    step_deadline,
+)
 from .store import Store, Tx
-from .store.hotpath import HotPath, TaskRow
+from .store.hotpath import DossierRow, HotPath, TaskRow
 
 #: The role that receives dossiers at a one-stop desk.
 RECEIVING_ROLE = "receiving_officer"
@@ -45,6 +60,8 @@ RECEIVING_ROLE = "receiving_officer"
 PORTAL_ACTOR = "portal"
 #: Process variables the engine sets; completion data may not overwrite them.
 RESERVED_FIELDS = frozenset({"procedure", "channel", "components", "missing_components"})
+#: Form fields of the apology path: the responsible agency's reason and proposed date.
+DELAY_REASON, NEW_APPOINTMENT = "delay_reason", "new_appointment"
 
 _DOSSIER_CODE = re.compile(r"^(?P<desk>.+)-(?P<day>\d{6})-(?P<seq>\d{4,})$")
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -67,8 +84,13 @@ class Engine:
 
     def __init__(self, database: str = "onestop.db", *, library: str | Path | Library | None = None,
                  clock: Clock | None = None, durability: str = "full",
-                 cache_size: int = 512) -> None:
+                 cache_size: int = 512, due_soon: str | Duration = "1wd") -> None:
         self.clock: Clock = clock or SystemClock()
+        try:
+            self.due_soon = due_soon if isinstance(due_soon, Duration) \
+                else Duration.parse(due_soon)
+        except ValueError as exc:
+            raise InvalidInput(f"due_soon: {exc}") from None
         self.library = library if isinstance(library, Library) else load_library(library)
         self._store = Store(database, durability=durability)
         self._models: dict[int, ProcessModel] = {}
@@ -177,9 +199,9 @@ class Engine:
                 "components": handed_in, "missing_components": missing,
             })
             regime = self._regimes().at(now)
-            context = _Context(code, desk, resolver, proc.agencies,
-                               DossierStatus.NEWLY_REGISTERED,
-                               self._appointer(desk, regime.code, proc.code), None)
+            context = _Context(self, code, desk, resolver, proc.agencies,
+                               DossierStatus.NEWLY_REGISTERED, regime.code, proc.code,
+                               None, None, None, tx, now)
             progress = _progress(context, instance, passed, now, actor=actor, completed=None,
                                  was_open=())
             info = {"applicant": dict(applicant), "components": handed_in,
@@ -191,7 +213,7 @@ class Engine:
                 "desk_agency": desk, "resolving_agency": resolver, "received_at": now,
                 "received_by": actor, "finished_at": now if progress.finished else None,
                 "regime": regime.code, "appointment_at": progress.appointment_at,
-                "info": info, "state": instance.dump(),
+                "paused_at": progress.paused_at, "info": info, "state": instance.dump(),
             }
             dossier_id = tx.insert_dossier(values)
             received = _event(now, EventKind.RECEIVED, None, actor, desk,
@@ -200,6 +222,7 @@ class Engine:
             tx.append_events([{**e, "dossier_id": dossier_id}
                               for e in (received, *progress.events)])
             tx.insert_tasks([{**t, "dossier_id": dossier_id} for t in progress.new_tasks])
+            tx.insert_timers([{**t, "dossier_id": dossier_id} for t in progress.new_timers])
             self._remember(dossier_id, 1, instance)
             return self._snapshot(values, [_NewTask(t, code) for t in progress.new_tasks], model)
 
@@ -250,35 +273,28 @@ class Engine:
                     raise PermissionDenied(f"task {task_id} of dossier {row.code} is "
                                            f"claimed by {row.claimed_by}")
                 model = self._model(tx, row.spec_id)
-                _validate_form(_find_step(model, row.step), data, row.code)
+                step = _find_step(model, row.step)
+                _validate_form(step, data, row.code)
                 touched = row.id
                 instance = self._instance(row, model)
+                context = self._context(row, tx, now)
+                reappointment = None
+                if step is not None and step.sla is not None:
+                    reappointment = self._sla_step(tx, row, step, data, instance, context)
                 was_open = instance.open_task_ids()
+                was_timers = instance.timer_ids()
                 try:
                     passed = instance.complete(row.task_id, data)
                 except ProcessError as exc:
                     raise ProcessError(exc.reason, dossier=row.code,
                                        element=exc.element) from None
-                context = _Context(row.code, row.desk_agency, row.resolving_agency,
-                                   row.info.get("agencies", {}), DossierStatus(row.status),
-                                   self._appointer(row.desk_agency, row.regime, row.procedure),
-                                   row.appointment_at)
                 progress = _progress(context, instance, passed, now, actor=clerk,
-                                     completed=row, was_open=was_open)
+                                     completed=row, was_open=was_open, was_timers=was_timers,
+                                     reappointment=reappointment)
                 done = _event(now, EventKind.COMPLETED, row.step, clerk, row.agency,
                               data or None)
                 tx.delete_task(row.task_id)
-                for stale in progress.gone:
-                    tx.delete_task(stale)
-                state = instance.dump()
-                finished_at = now if progress.finished else None
-                version = tx.update_dossier(row.id, row.version, int(progress.status), state,
-                                            finished_at, progress.appointment_at)
-                tx.append_events([{**e, "dossier_id": row.id} for e in (done, *progress.events)])
-                tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
-                self._remember(row.id, version, instance)
-                values = dict(row.dossier(), status=int(progress.status), state=state,
-                              finished_at=finished_at, appointment_at=progress.appointment_at)
+                values = self._store_progress(tx, row, instance, progress, now, done)
                 still_open = was_open - {row.task_id} - set(progress.gone)
                 # Sequential flows (the usual case): what is open now is what just opened.
                 open_rows = tx.open_tasks(row.id) if still_open else \
@@ -289,6 +305,137 @@ class Engine:
             if touched is not None:
                 self._instances.pop(touched, None)
             raise
+
+    def fire_due_timers(self, *, limit: int | None = None) -> list[FiredTimer]:
+        """Fire every timer due by the clock's now, oldest first, each in its own
+        transaction, and move its dossier on.
+
+        The due timers are found through an index, so a sweep costs time in proportion
+        to the timers that are due, not to the dossiers in progress. A timer fires
+        exactly once: a sweep running at the same time skips the ones already fired.
+        A timer whose dossier cannot move on (a failing model expression) is reported
+        with ``error`` and stays due; the other timers still fire.
+        """
+        now = self.clock.now()
+        with self._store.command() as tx:
+            due = tx.due_timers(now, limit)
+        fired = []
+        for timer_id, dossier_id, step, due_at in due:
+            try:
+                code = self._fire(timer_id, dossier_id, step, due_at, now)
+            except OnestopError as exc:
+                fired.append(FiredTimer(getattr(exc, "dossier", None) or "", step,
+                                        _local(due_at), _local(now), str(exc)))
+                continue
+            if code is not None:
+                fired.append(FiredTimer(code, step, _local(due_at), _local(now)))
+        return fired
+
+    def _fire(self, timer_id: str, dossier_id: int, step: str, due_at: datetime,
+              now: datetime) -> str | None:
+        touched: int | None = None
+        try:
+            with self._store.command() as tx:
+                row = tx.dossier_by_id(dossier_id)
+                if row is None or not tx.delete_timer(timer_id):
+                    return None  # fired by another sweep, or cancelled meanwhile
+                model = self._model(tx, row.spec_id)
+                touched = row.id
+                instance = self._instance(row, model)
+                was_open = instance.open_task_ids()
+                was_timers = instance.timer_ids() - {timer_id}
+                try:
+                    passed = instance.fire(timer_id)
+                except ProcessError as exc:
+                    raise ProcessError(exc.reason, dossier=row.code,
+                                       element=exc.element or step) from None
+                context = self._context(row, tx, now)
+                progress = _progress(context, instance, passed, now, actor=None,
+                                     completed=None, was_open=was_open, was_timers=was_timers)
+                fired = _event(now, EventKind.TIMER_FIRED, step, None, None,
+                               {"due": _local(due_at).isoformat()})
+                self._store_progress(tx, row, instance, progress, now, fired)
+                return row.code
+        except BaseException:
+            if touched is not None:
+                self._instances.pop(touched, None)
+            raise
+
+    def _context(self, row: TaskRow | DossierRow, tx: HotPath, now: datetime) -> "_Context":
+        return _Context(self, row.code, row.desk_agency, row.resolving_agency,
+                        row.info.get("agencies", {}), DossierStatus(row.status), row.regime,
+                        row.procedure, row.appointment_at, row.paused_at, row.id, tx, now)
+
+    def _store_progress(self, tx: HotPath, row: TaskRow | DossierRow, instance: Instance,
+                        progress: "_Progress", now: datetime,
+                        first: dict[str, Any]) -> dict[str, Any]:
+        """Write what a command changed; returns the dossier's new columns."""
+        if progress.supplement_by is not None and tx.count_events(
+                row.id, EventKind.SUPPLEMENT_REQUESTED.value, progress.supplement_by):
+            raise RuleViolation(f"dossier {row.code}: {progress.supplement_by} has already "
+                                f"asked the applicant for a supplement; an agency may ask "
+                                f"once during resolution")
+        for stale in progress.gone:
+            tx.delete_task(stale)
+        for gone in progress.gone_timers:
+            tx.delete_timer(gone)
+        for timer_id, due in progress.rescheduled:
+            tx.reschedule_timer(timer_id, due)
+        state = instance.dump()
+        finished_at = now if progress.finished else None
+        version = tx.update_dossier(row.id, row.version, int(progress.status), state,
+                                    finished_at, progress.appointment_at, progress.paused_at)
+        tx.append_events([{**e, "dossier_id": row.id} for e in (first, *progress.events)])
+        tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
+        tx.insert_timers([{**t, "dossier_id": row.id} for t in progress.new_timers])
+        self._remember(row.id, version, instance)
+        return dict(row.dossier(), status=int(progress.status), state=state,
+                    finished_at=finished_at, appointment_at=progress.appointment_at,
+                    paused_at=progress.paused_at)
+
+    def _sla_step(self, tx: HotPath, row: TaskRow, step: StepInfo, data: dict[str, Any],
+                  instance: Instance,
+                  context: "_Context") -> tuple[datetime, dict[str, Any]] | None:
+        """Check the apology path's rules before a ``propose`` or ``apology`` step
+        completes; for ``apology``, the re-appointment it makes."""
+        values = {**instance.task_data(row.task_id), **data}
+        regime = context.regime
+        history = tx.events(row.id)
+        apologies = [e for e in history if e[1] == EventKind.APPOINTMENT_SET.value
+                     and (e[5] or {}).get("reason") == "apology"]
+        if len(apologies) >= regime.max_reappointments:
+            raise RuleViolation(f"dossier {row.code}: regime {regime.code} allows "
+                                f"{regime.max_reappointments} re-appointment(s), and the "
+                                f"dossier was already re-appointed on "
+                                f"{_local(apologies[-1][0]).date()}")
+        if row.appointment_at is None:
+            raise RuleViolation(f"dossier {row.code} has no appointment yet; there is "
+                                f"nothing to re-appoint")
+        if NEW_APPOINTMENT not in values or not str(values.get(DELAY_REASON) or "").strip():
+            raise InvalidInput(f"dossier {row.code}: step {step.id} needs the fields "
+                               f"{DELAY_REASON!r} and {NEW_APPOINTMENT!r} (filled by the "
+                               f"responsible agency)")
+        calendar = context.calendar()
+        try:
+            new = parse_new_appointment(values[NEW_APPOINTMENT], calendar)
+        except ValueError as exc:
+            raise InvalidInput(f"dossier {row.code}: field {NEW_APPOINTMENT!r}: {exc}") \
+                from None
+        if new <= row.appointment_at:
+            raise RuleViolation(f"dossier {row.code}: the new appointment {new.isoformat()} "
+                                f"must be later than the current one "
+                                f"{_local(row.appointment_at).isoformat()}")
+        if step.sla != "apology":
+            return None
+        responsible = next((e[4] for e in reversed(history)
+                            if e[1] == EventKind.COMPLETED.value and e[2] is not None
+                            and getattr(_find_step(instance.model, e[2]), "sla", None)
+                            == "propose"), None) or context.responsible()
+        return new, {"appointment": new.isoformat(),
+                     "previous": _local(row.appointment_at).isoformat(),
+                     "reason": "apology", "delay_reason": str(values[DELAY_REASON]),
+                     "responsible": responsible,
+                     "form": regime.forms.get("apology")}
 
     # -- queries -------------------------------------------------------------------
     def dossier(self, code: str) -> Dossier:
@@ -305,6 +452,29 @@ class Engine:
             return [Event(dossier_code=row.code, at=_local(e.at), kind=EventKind(e.kind),
                           step=e.step, actor=e.actor, agency=e.agency, detail=e.detail or {})
                     for e in tx.events(row.id)]
+
+    def sla(self, code: str, *, due_soon: str | Duration | None = None) -> SlaReport:
+        """Where a dossier and each of its steps stand against their deadlines: finished
+        early / on time / late, or in progress within time / due soon / overdue.
+
+        Read from the event log, so the API, the forms and the reports agree.
+        ``due_soon`` (default: the engine's, 1 working day) is how close to its deadline
+        something must be to count as due soon."""
+        with self._store.read() as tx:
+            row = self._dossier_row(tx, code)
+            events = [(e.at, e.kind, e.step, e.actor, e.agency, e.detail)
+                      for e in tx.events(row.id)]
+        threshold = self.due_soon if due_soon is None else \
+            (due_soon if isinstance(due_soon, Duration) else Duration.parse(due_soon))
+        return self._assess(row.code, row.desk_agency, events, self.clock.now(), threshold)
+
+    def _assess(self, code: str, desk: str, rows: Sequence[tuple[Any, ...]], now: datetime,
+                due_soon: Duration | None = None) -> SlaReport:
+        events = [Event(dossier_code=code, at=_local(at), kind=EventKind(kind), step=step,
+                        actor=actor, agency=agency, detail=detail or {})
+                  for at, kind, step, actor, agency, detail in rows]
+        return assess(code, events, _local(now), self.library.calendars, desk,
+                      due_soon or self.due_soon)
 
     def inbox(self, officer: str) -> list[Task]:
         """Open tasks the officer may act on: unclaimed ones of their roles in their
@@ -374,15 +544,6 @@ class Engine:
             raise ModelError("the process library has no legal regimes (regimes.json)")
         return self.library.regimes
 
-    def _appointer(self, desk: str, regime_code: str,
-                   procedure: str) -> Callable[[datetime], datetime]:
-        """How to set the appointment when the dossier is accepted at ``desk``."""
-        def appoint(accepted: datetime) -> datetime:
-            proc = self.library.catalog.procedure(procedure)
-            return appointment(self.library.calendars.for_agency(desk),
-                               self._regimes().get(regime_code), accepted, proc.legal_time)
-        return appoint
-
     def _remember(self, dossier_id: int, version: int, instance: Instance) -> None:
         self._instances[dossier_id] = (version, instance)
         self._instances.move_to_end(dossier_id)
@@ -394,7 +555,8 @@ class Engine:
         return Task(id=row.id, dossier_code=row.dossier_code, step=row.step,
                     name=step.name if step else row.step, role=row.role, agency=row.agency,
                     ready_at=_local(row.ready_at), claimed_by=row.claimed_by,
-                    form=step.form if step else ())
+                    form=step.form if step else (),
+                    due_at=_local(row.due_at) if row.due_at else None)
 
     @staticmethod
     def _task_of(model: ProcessModel, row: TaskRow, *, claimed_by: str | None) -> Task:
@@ -402,7 +564,8 @@ class Engine:
         return Task(id=row.task_id, dossier_code=row.code, step=row.step,
                     name=step.name if step else row.step, role=row.role, agency=row.agency,
                     ready_at=_local(row.ready_at), claimed_by=claimed_by,
-                    form=step.form if step else ())
+                    form=step.form if step else (),
+                    due_at=_local(row.task_due_at) if row.task_due_at else None)
 
     def _snapshot(self, row: Mapping[str, Any], open_rows: Sequence[Any],
                   model: ProcessModel) -> Dossier:
@@ -415,7 +578,8 @@ class Engine:
                                    name=step.name if step else task.step, role=task.role,
                                    agency=task.agency, ready_at=_local(task.ready_at),
                                    claimed_by=task.claimed_by,
-                                   form=step.form if step else ()))
+                                   form=step.form if step else (),
+                                   due_at=_local(task.due_at) if task.due_at else None))
         return Dossier(
             code=row["code"], procedure=row["procedure"],
             procedure_name=proc.name if proc else row["procedure"],
@@ -431,14 +595,31 @@ class Engine:
 
 
 class _Context:
-    """What progress bookkeeping needs to know of a dossier."""
+    """What progress bookkeeping needs to know of a dossier, and the engine's rules for it
+    (appointment, deadlines, timers, who is responsible for a delay)."""
 
-    def __init__(self, code: str, desk: str, resolver: str, slots: Mapping[str, str],
-                 status: DossierStatus, appoint: Callable[[datetime], datetime],
-                 appointment_at: datetime | None) -> None:
-        self.code, self.desk, self.resolver = code, desk, resolver
+    def __init__(self, engine: "Engine", code: str, desk: str, resolver: str,
+                 slots: Mapping[str, str], status: DossierStatus, regime: str, procedure: str,
+                 appointment_at: datetime | None, paused_at: datetime | None,
+                 dossier_id: int | None, tx: HotPath, now: datetime) -> None:
+        self.engine, self.code, self.desk, self.resolver = engine, code, desk, resolver
         self.slots, self.status = dict(slots), status
-        self.appoint, self.appointment_at = appoint, appointment_at
+        self.regime_code, self.procedure = regime, procedure
+        self.appointment_at, self.paused_at = appointment_at, paused_at
+        self.dossier_id, self.tx, self.now = dossier_id, tx, now
+        self._responsible: str | None = None
+
+    @property
+    def regime(self) -> Regime:
+        return self.engine._regimes().get(self.regime_code)
+
+    @property
+    def legal_time(self) -> Duration | None:
+        proc = self.engine.library.catalog.procedures.get(self.procedure)
+        return proc.legal_time if proc is not None else None
+
+    def calendar(self, agency: str | None = None) -> Any:
+        return self.engine.library.calendars.for_agency(agency or self.desk)
 
     def agency_for(self, step: StepInfo) -> str:
         slot = step.agency or "resolver"
@@ -446,7 +627,77 @@ class _Context:
             return self.desk
         if slot == "resolver":
             return self.resolver
+        if slot == "responsible":
+            return self.responsible()
         return self.slots.get(slot, slot)
+
+    def responsible(self) -> str:
+        """The agency that owes the apology: whose steps ran furthest past their
+        deadlines, else the resolving agency."""
+        if self._responsible is None:
+            found = None
+            if self.dossier_id is not None:
+                found = self.engine._assess(self.code, self.desk, self.tx.events(self.dossier_id),
+                                            self.now).responsible_agency(self.now)
+            self._responsible = found or self.resolver
+        return self._responsible
+
+    def appoint(self, accepted: datetime) -> datetime:
+        legal = self.legal_time
+        if legal is None:
+            raise ModelError(f"procedure {self.procedure} is no longer in the catalogue")
+        return appointment(self.calendar(), self.regime, accepted, legal)
+
+    def resume(self, appointment_at: datetime, paused_at: datetime, now: datetime) -> datetime:
+        legal = self.legal_time
+        if legal is None:
+            raise ModelError(f"procedure {self.procedure} is no longer in the catalogue")
+        return resumed_appointment(self.calendar(), self.regime, appointment_at, paused_at,
+                                   now, legal)
+
+    def deadline(self, step: StepInfo, agency: str, ready: datetime) -> datetime | None:
+        if not step.allotment:
+            return None
+        return step_deadline(self.calendar(agency), ready, step.allotment, self.legal_time)
+
+    def timer_due(self, timer: WaitingTimer, now: datetime, appointment_at: datetime | None,
+                  paused_at: datetime | None) -> datetime | None:
+        """When a timer falls due: None while it depends on a paused service-level clock
+        (or on an appointment not set yet)."""
+        try:
+            value = literal(timer.expression)
+        except ValueError as exc:
+            raise ProcessError(f"timer: {exc}", dossier=self.code, element=timer.step.id) \
+                from None
+        if value is None:
+            scope = dict(timer.data)
+            live = appointment_at if paused_at is None else None
+            scope["appointment"] = live.isoformat() if live is not None else None
+            scope["apology_due"] = apology_due(self.calendar(), self.regime, live).isoformat() \
+                if live is not None else None
+            try:
+                result = evaluate(timer.expression, scope)
+                if result is None:
+                    return None
+                value = read_value(result)
+            except ProcessError as exc:
+                raise ProcessError(exc.reason, dossier=self.code,
+                                   element=timer.step.id) from None
+            except ValueError as exc:
+                raise ProcessError(f"timer: {exc}", dossier=self.code,
+                                   element=timer.step.id) from None
+        if isinstance(value, datetime):
+            return value.astimezone(VIETNAM_TZ)
+        calendar = self.calendar(self.agency_for(timer.step))
+        if isinstance(value, Duration):
+            return calendar.add(now, value)
+        if (timer.step.clock or "working") == "calendar":
+            return value.after(now.astimezone(VIETNAM_TZ))
+        assert isinstance(value, IsoDuration)
+        days, hours = value.in_working_time()
+        due = calendar.add_working_days(now, days) if days else now
+        return calendar.add_working_hours(due, hours) if hours else \
+            (due if days else calendar.next_working_instant(now))
 
 
 class _NewTask:
@@ -456,6 +707,7 @@ class _NewTask:
         self.id, self.step, self.role = values["id"], values["step"], values["role"]
         self.agency, self.claimed_by = values["agency"], None
         self.ready_at, self.dossier_code = values["ready_at"], dossier_code
+        self.due_at = values["due_at"]
 
 
 class _Progress:
@@ -463,29 +715,63 @@ class _Progress:
         self.events: list[dict[str, Any]] = []
         self.new_tasks: list[dict[str, Any]] = []
         self.gone: list[str] = []
+        self.new_timers: list[dict[str, Any]] = []
+        self.gone_timers: list[str] = []
+        self.rescheduled: list[tuple[str, datetime | None]] = []
         self.status = DossierStatus.NEWLY_REGISTERED
         self.finished = False
         self.appointment_at: datetime | None = None
+        self.paused_at: datetime | None = None
+        self.supplement_by: str | None = None
 
 
 def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo], now: datetime,
-              *, actor: str, completed: Any, was_open: Iterable[str]) -> _Progress:
-    """What a start or a completion changed: new tasks, statuses, handovers, the end."""
+              *, actor: str | None, completed: Any, was_open: Iterable[str],
+              was_timers: Iterable[str] = (),
+              reappointment: tuple[datetime, dict[str, Any]] | None = None) -> _Progress:
+    """What a start, a completion or a timer changed: new tasks and timers, statuses,
+    handovers, the service-level clock, the end."""
     progress = _Progress()
     progress.appointment_at = dossier.appointment_at
+    progress.paused_at = dossier.paused_at
     status = dossier.status
+    if reappointment is not None:
+        progress.appointment_at, detail = reappointment
+        progress.events.append(_event(now, EventKind.APPOINTMENT_SET, completed.step, actor,
+                                      completed.agency, detail))
 
     def set_status(step: StepInfo) -> None:
         nonlocal status
-        if step.status is not None and step.status != status:
-            detail: dict[str, Any] = {"from": int(status), "to": step.status}
-            if step.status == DossierStatus.RECEIVED and progress.appointment_at is None:
-                # Accepted as complete: the receipt and appointment slip is issued now.
-                progress.appointment_at = dossier.appoint(now)
-                detail["appointment"] = progress.appointment_at.isoformat()
-            progress.events.append(_event(now, EventKind.STATUS_CHANGED, step.id, actor, None,
-                                          detail))
-            status = DossierStatus(step.status)
+        if step.status is None or step.status == status:
+            return
+        detail: dict[str, Any] = {"from": int(status), "to": step.status}
+        if step.status == DossierStatus.RECEIVED and progress.appointment_at is None:
+            # Accepted as complete: the receipt and appointment slip is issued now.
+            progress.appointment_at = dossier.appoint(now)
+            detail["appointment"] = progress.appointment_at.isoformat()
+        progress.events.append(_event(now, EventKind.STATUS_CHANGED, step.id, actor, None,
+                                      detail))
+        if step.status == DossierStatus.SUPPLEMENT_REQUESTED \
+                and progress.appointment_at is not None and progress.paused_at is None:
+            # Asked for a supplement during resolution: the clock stops while the
+            # applicant completes the dossier.
+            progress.paused_at = now
+            progress.supplement_by = completed.agency if completed is not None else None
+            progress.events.append(_event(
+                now, EventKind.SUPPLEMENT_REQUESTED, step.id, actor, progress.supplement_by,
+                {"paused": True, "clock": dossier.regime.supplement_clock,
+                 "appointment": progress.appointment_at.isoformat()}))
+        elif status == DossierStatus.SUPPLEMENT_REQUESTED and progress.paused_at is not None \
+                and progress.appointment_at is not None:
+            previous = progress.appointment_at
+            progress.appointment_at = dossier.resume(previous, progress.paused_at, now)
+            progress.paused_at = None
+            progress.events.append(_event(
+                now, EventKind.APPOINTMENT_SET, step.id, actor, None,
+                {"appointment": progress.appointment_at.isoformat(),
+                 "previous": previous.isoformat(),
+                 "reason": f"supplement_{dossier.regime.supplement_clock}"}))
+        status = DossierStatus(step.status)
 
     for step in passed:
         set_status(step)
@@ -495,26 +781,55 @@ def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo],
         known.discard(completed.task_id)
     open_ids = {t.id for t in open_now}
     progress.gone = sorted(known - open_ids)
+    for gone in progress.gone:
+        step = instance.step_of(gone)
+        progress.events.append(_event(now, EventKind.TASK_CANCELLED,
+                                      step.id if step else None, actor,
+                                      dossier.agency_for(step) if step else None, None))
     for task in open_now:
         if task.id in known:
             continue
         agency = dossier.agency_for(task.step)
+        due = dossier.deadline(task.step, agency, now)
         progress.new_tasks.append({"id": task.id, "step": task.step.id,
                                    "role": task.step.role or "", "agency": agency,
-                                   "claimed_by": None, "ready_at": now})
-        progress.events.append(_event(now, EventKind.TASK_READY, task.step.id, None, agency, None))
+                                   "claimed_by": None, "ready_at": now, "due_at": due})
+        progress.events.append(_event(now, EventKind.TASK_READY, task.step.id, None, agency,
+                                      {"due": due.isoformat()} if due is not None else None))
         if completed is not None:
             progress.events.append(_event(now, EventKind.HANDED_OVER, completed.step, actor,
                                           completed.agency,
                                           {"to_step": task.step.id, "to_agency": agency,
                                            "to_role": task.step.role}))
         set_status(task.step)
+    _progress_timers(dossier, instance, progress, now, set(was_timers))
     progress.finished = instance.completed
     if progress.finished:
         progress.events.append(_event(now, EventKind.FINISHED, None, actor, None,
                                       {"status": int(status)}))
     progress.status = status
     return progress
+
+
+def _progress_timers(dossier: _Context, instance: Instance, progress: _Progress,
+                     now: datetime, known: set[str]) -> None:
+    """Schedule timers the process started waiting on; move service-level timers when
+    the appointment moved or the clock paused; drop timers the process left."""
+    sla_changed = (progress.appointment_at != dossier.appointment_at
+                   or progress.paused_at != dossier.paused_at)
+    waiting = instance.timers() if (known or instance.timer_ids()) else []
+    for timer in waiting:
+        if timer.id not in known:
+            due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at)
+            instance.schedule(timer.id, due)
+            progress.new_timers.append({"id": timer.id, "step": timer.step.id, "due_at": due,
+                                        "sla": uses_sla(timer.expression)})
+        elif sla_changed and uses_sla(timer.expression):
+            due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at)
+            if due != timer.due:
+                instance.schedule(timer.id, due)
+                progress.rescheduled.append((timer.id, due))
+    progress.gone_timers = sorted(known - {t.id for t in waiting})
 
 
 def _find_step(model: ProcessModel, step_id: str) -> StepInfo | None:

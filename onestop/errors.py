@@ -97,6 +97,12 @@ class ProcessError(OnestopError):
         self.reason = message
 
 
+class RuleViolation(OnestopError):
+    """The command would break a rule of the legal regime: a second supplement request by
+    the same agency, a re-appointment beyond the regime's limit, a new appointment that
+    is not later than the current one. Nothing of the command is stored."""
+
+
 class StoreError(OnestopError):
     """The database cannot be opened or used (missing folder, refused connection, ...)."""
 

@@ -71,6 +71,9 @@ class EventKind(str, Enum):
     COMPLETED = "completed"
     HANDED_OVER = "handed_over"
     TIMER_FIRED = "timer_fired"
+    TASK_CANCELLED = "task_cancelled"
+    SUPPLEMENT_REQUESTED = "supplement_requested"
+    APPOINTMENT_SET = "appointment_set"
     STATUS_CHANGED = "status_changed"
     FINISHED = "finished"
 
@@ -119,6 +122,7 @@ class Task:
     ready_at: datetime
     claimed_by: str | None = None
     form: tuple[FormField, ...] = ()
+    due_at: datetime | None = None
 
     @property
     def state(self) -> TaskState:
@@ -180,3 +184,15 @@ class Dossier:
         unclaimed step."""
         return tuple(task.claimed_by or f"{task.role}@{task.agency}"
                      for task in self.open_tasks)
+
+
+@dataclass(frozen=True)
+class FiredTimer:
+    """A timer the engine fired in a sweep (``error`` set when its dossier could not
+    move on; the timer then stays due and is retried by the next sweep)."""
+
+    dossier_code: str
+    step: str
+    due_at: datetime
+    fired_at: datetime
+    error: str | None = None

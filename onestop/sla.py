@@ -9,14 +9,17 @@ and its form numbers. A new decree is a data change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .calendar import WorkingCalendar
 from .catalog import read_data_file
 from .clock import VIETNAM_TZ
-from .duration import Duration
+from .bpmn.extensions import allotment_share
+from .duration import Duration, Unit
 from .errors import CatalogError, InvalidInput
 
 SUPPLEMENT_CLOCKS = ("pause", "restart")
@@ -140,3 +143,245 @@ def _regime(raw: Any, index: int, name: str) -> Regime:
                   received_from=day("received_from"), received_until=day("received_until"),
                   transfer_cutoff=cutoff, supplement_clock=clock, max_reappointments=limit,
                   apology_lead=lead, forms=dict(forms))
+
+
+# -- deadlines while a dossier runs -------------------------------------------------
+def apology_due(calendar: WorkingCalendar, regime: Regime, appointment_at: datetime) -> datetime:
+    """When the apology step is owed: the regime's lead (1 working day) before the
+    appointment."""
+    lead = regime.apology_lead
+    if lead.unit is Unit.WORKING_DAYS:
+        return calendar.add_working_days(appointment_at, -lead.value)
+    if lead.unit is Unit.WORKING_HOURS:
+        return calendar.add_working_hours(appointment_at, -lead.value)
+    return appointment_at - timedelta(days=int(lead.value))
+
+
+def resumed_appointment(calendar: WorkingCalendar, regime: Regime, appointment_at: datetime,
+                        paused_at: datetime, resumed_at: datetime,
+                        legal_time: Duration) -> datetime:
+    """The appointment once the applicant has supplemented: moved on by the working time
+    spent waiting (regime clock ``pause``), or the whole legal time counted again from
+    the supplement (``restart``)."""
+    if regime.supplement_clock == "restart":
+        return appointment(calendar, regime, resumed_at, legal_time)
+    waited = calendar.to_axis(resumed_at) - calendar.to_axis(paused_at)
+    return calendar.from_axis(calendar.to_axis(appointment_at) + max(waited, 0))
+
+
+def step_deadline(calendar: WorkingCalendar, ready_at: datetime, allotment: str,
+                  legal_time: Duration | None) -> datetime:
+    """A step's deadline: its allotment (``"1.5wd"``, or a share of the procedure's
+    legal time such as ``"20%"``) counted from when it became ready."""
+    if "%" not in allotment:
+        return calendar.add(ready_at, Duration.parse(allotment))
+    share = Decimal(str(allotment_share(allotment)))
+    if legal_time is None or legal_time.unit is Unit.SAME_DAY:
+        # Same-day procedures: a share of one working day.
+        return calendar.add_working_hours(ready_at, share * calendar.day_length / 3_600_000_000)
+    if legal_time.unit is Unit.WORKING_DAYS:
+        return calendar.add_working_days(ready_at, legal_time.value * share)
+    if legal_time.unit is Unit.WORKING_HOURS:
+        return calendar.add_working_hours(ready_at, legal_time.value * share)
+    return ready_at + timedelta(days=float(legal_time.value * share))
+
+
+def parse_new_appointment(value: Any, calendar: WorkingCalendar) -> datetime:
+    """A proposed new appointment: an ISO date (meaning the end of that working day) or
+    an instant with its UTC offset. ValueError when it is neither."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                if not calendar.is_working_day(day):
+                    raise ValueError(f"{day} is not a working day")
+                return calendar.end_of_working_day(
+                    datetime.combine(day, calendar.sessions[0][0], VIETNAM_TZ))
+            instant = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an instant: {exc}") \
+                from None
+        if instant.tzinfo is None:
+            raise ValueError(f"{value!r} needs a UTC offset, e.g. {text}+07:00")
+        return instant.astimezone(VIETNAM_TZ)
+    raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an instant")
+
+
+# -- statuses from the event log ------------------------------------------------------
+class Mark(str, Enum):
+    """Where a dossier or a step stands against its deadline."""
+
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+    WITHIN_TIME = "within_time"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    NO_DEADLINE = "no_deadline"
+
+    @property
+    def label_vi(self) -> str:
+        """The mark as reports print it."""
+        return _MARK_LABELS_VI[self]
+
+    @property
+    def finished(self) -> bool:
+        return self in (Mark.EARLY, Mark.ON_TIME, Mark.LATE)
+
+
+_MARK_LABELS_VI = {
+    Mark.EARLY: "Trước hạn", Mark.ON_TIME: "Đúng hạn", Mark.LATE: "Quá hạn",
+    Mark.WITHIN_TIME: "Trong hạn", Mark.DUE_SOON: "Sắp đến hạn",
+    Mark.OVERDUE: "Quá hạn (đang xử lý)", Mark.NO_DEADLINE: "Không tính hạn",
+}
+
+
+@dataclass(frozen=True)
+class StepSla:
+    """One step instance: when it was handed in, its deadline, when it was done."""
+
+    step: str
+    agency: str | None
+    ready_at: datetime
+    due_at: datetime | None
+    finished_at: datetime | None
+    finished_by: str | None
+    cancelled: bool
+    mark: Mark
+
+
+@dataclass(frozen=True)
+class Apology:
+    """An apology letter and new appointment (Phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
+
+    issued_at: datetime
+    responsible_agency: str | None
+    reason: str
+    previous_appointment: datetime | None
+    new_appointment: datetime
+
+
+@dataclass(frozen=True)
+class SlaReport:
+    """A dossier's standing against its deadlines, read from its event log.
+
+    ``due_at`` is the legal due instant (moved only by supplement pauses or restarts);
+    ``appointment_at`` is the appointment the applicant holds now (a new one after an
+    apology). A dossier that needed an apology counts as late however it ends."""
+
+    dossier_code: str
+    mark: Mark
+    due_at: datetime | None
+    appointment_at: datetime | None
+    finished_at: datetime | None
+    paused: bool
+    apologies: tuple[Apology, ...]
+    supplements: tuple[tuple[datetime, str | None], ...]
+    steps: tuple[StepSla, ...]
+
+    def responsible_agency(self, now: datetime) -> str | None:
+        """The agency whose steps ran furthest past their deadlines by ``now`` (None:
+        nobody's)."""
+        return responsible_agency(self.steps, now)
+
+
+def judge(due: datetime | None, finished: datetime | None, now: datetime,
+          calendar: WorkingCalendar, due_soon: Duration) -> Mark:
+    """The mark of something due at ``due`` that finished at ``finished`` (or not yet)."""
+    if due is None:
+        return Mark.NO_DEADLINE
+    if finished is not None:
+        if finished > due:
+            return Mark.LATE
+        if finished.astimezone(VIETNAM_TZ).date() < due.astimezone(VIETNAM_TZ).date():
+            return Mark.EARLY
+        return Mark.ON_TIME
+    if now > due:
+        return Mark.OVERDUE
+    left = calendar.elapsed(now, due).microseconds
+    if due_soon.unit is Unit.WORKING_HOURS:
+        threshold = int(due_soon.value * 3_600_000_000)
+    elif due_soon.unit is Unit.CALENDAR_DAYS:
+        return Mark.DUE_SOON if due - now <= timedelta(days=float(due_soon.value)) \
+            else Mark.WITHIN_TIME
+    else:
+        threshold = int(due_soon.value * calendar.day_length)
+    return Mark.DUE_SOON if left <= threshold else Mark.WITHIN_TIME
+
+
+def assess(code: str, events: Sequence[Any], now: datetime, calendars: Any, desk: str,
+           due_soon: Duration) -> SlaReport:
+    """Statuses of a dossier and its steps from its event log (:class:`~onestop.Event`
+    entries, oldest first). ``calendars`` gives each agency's working calendar."""
+    due = appointment_at = finished = resolved = paused_since = None
+    apologies: list[Apology] = []
+    supplements: list[tuple[datetime, str | None]] = []
+    steps: list[dict[str, Any]] = []
+    for event in events:
+        kind = getattr(event.kind, "value", event.kind)
+        detail = event.detail or {}
+        if kind == "status_changed":
+            if "appointment" in detail:
+                due = appointment_at = _parse(detail["appointment"])
+            if detail.get("to") == 9 and resolved is None:
+                resolved = event.at
+        elif kind == "appointment_set":
+            new = _parse(detail["appointment"])
+            if detail.get("reason") == "apology":
+                apologies.append(Apology(event.at, detail.get("responsible"),
+                                         str(detail.get("delay_reason", "")),
+                                         appointment_at, new))
+            else:
+                due = new
+                paused_since = None
+            appointment_at = new
+        elif kind == "supplement_requested":
+            supplements.append((event.at, event.agency))
+            if detail.get("paused"):
+                paused_since = event.at
+        elif kind == "task_ready":
+            steps.append({"step": event.step, "agency": event.agency, "ready_at": event.at,
+                          "due_at": _parse(detail["due"]) if detail.get("due") else None,
+                          "finished_at": None, "finished_by": None, "cancelled": False})
+        elif kind in ("completed", "task_cancelled"):
+            for step in steps:
+                if step["step"] == event.step and step["finished_at"] is None:
+                    step["finished_at"] = event.at
+                    step["finished_by"] = event.actor
+                    step["cancelled"] = kind == "task_cancelled"
+                    break
+        elif kind == "finished":
+            finished = event.at
+    done = resolved or finished
+    desk_calendar = calendars.for_agency(desk)
+    if done is not None and due is not None:
+        mark = Mark.LATE if apologies else judge(due, done, now, desk_calendar, due_soon)
+    else:
+        # A paused clock stands still: judge at the instant it stopped.
+        mark = judge(due, None, paused_since or now, desk_calendar, due_soon)
+    step_marks = tuple(StepSla(mark=judge(s["due_at"], s["finished_at"], now,
+                                          calendars.for_agency(s["agency"]), due_soon)
+                               if not s["cancelled"] else Mark.NO_DEADLINE, **s)
+                       for s in steps)
+    return SlaReport(code, mark, due, appointment_at, done, paused_since is not None,
+                     tuple(apologies), tuple(supplements), step_marks)
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(VIETNAM_TZ)
+
+
+def responsible_agency(steps: Sequence[StepSla], now: datetime | None) -> str | None:
+    """The agency whose steps ran furthest past their deadlines (None when none did)."""
+    overrun: dict[str, float] = {}
+    for step in steps:
+        if step.due_at is None or step.agency is None or step.cancelled:
+            continue
+        end = step.finished_at or now
+        if end is not None and end > step.due_at:
+            overrun[step.agency] = overrun.get(step.agency, 0.0) + \
+                (end - step.due_at).total_seconds()
+    if not overrun:
+        return None
+    return max(overrun, key=lambda agency: overrun[agency])

@@ -37,7 +37,8 @@ def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite
         clock = ManualClock(datetime(2025, 7, 8, 9, 0, tzinfo=VIETNAM_TZ))
         engine = Engine({sqlite_url!r}, clock=clock)
         task = engine.inbox("lv.binh")[0]
-        dossier = engine.complete(task.id, "lv.binh", {{"opinion": "Đủ điều kiện"}})
+        dossier = engine.complete(task.id, "lv.binh", {{"verdict": "approve",
+                                                      "opinion": "Đủ điều kiện"}})
         print(json.dumps({{"task": task.step, "status": int(dossier.status),
                           "now": list(dossier.current_steps)}}))
         engine.close()
@@ -53,7 +54,8 @@ def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite
     assert dossier.current_steps == ("Task_Approve",)
     examined = [e for e in reopened.history(code)
                 if e.kind is EventKind.COMPLETED and e.step == "Task_Examine"][0]
-    assert examined.actor == "lv.binh" and examined.detail == {"opinion": "Đủ điều kiện"}
+    assert examined.actor == "lv.binh" and examined.detail == {"verdict": "approve",
+                                                     "opinion": "Đủ điều kiện"}
     assert examined.at.isoformat() == "2025-07-08T09:00:00+07:00"
     drive(reopened, code)
     assert reopened.dossier(code).status is DossierStatus.RESULT_RETURNED

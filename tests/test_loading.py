@@ -128,14 +128,19 @@ def test_roles_from_camunda_candidate_groups_and_extension_properties(tmp_path):
     model = model.replace('xmlns:onestop="urn:onestop:bpmn:1"',
                           'xmlns:onestop="urn:onestop:bpmn:1" '
                           'xmlns:camunda="http://camunda.org/schema/1.0/bpmn"')
-    model = model.replace('name="Phê duyệt, ký kết quả" onestop:role="leader">',
+    model = model.replace('name="Phê duyệt, ký kết quả" onestop:role="leader" '
+                          'onestop:allotment="20%">',
                           'name="Phê duyệt, ký kết quả" camunda:candidateGroups="department_head">')
     model = model.replace(
-        'name="Thẩm định hồ sơ, dự thảo kết quả" onestop:role="specialist">',
-        'name="Thẩm định hồ sơ, dự thảo kết quả"><bpmn:extensionElements><camunda:properties>'
+        'name="Thẩm định hồ sơ, dự thảo kết quả" onestop:role="specialist" onestop:status="4" '
+        'onestop:allotment="60%"',
+        'name="Thẩm định hồ sơ, dự thảo kết quả"')
+    model = model.replace(
+        '<bpmn:incoming>Flow_ResolveStart_Examine</bpmn:incoming>',
+        '<bpmn:extensionElements><camunda:properties>'
         '<camunda:property name="onestop:role" value="expert" />'
         '<camunda:property name="allotment" value="1.5wd" /></camunda:properties>'
-        '</bpmn:extensionElements>')
+        '</bpmn:extensionElements><bpmn:incoming>Flow_ResolveStart_Examine</bpmn:incoming>')
     (folder / "standard.bpmn").write_text(model, encoding="utf-8")
     steps = {s.id: s for s in load_library(folder).models["standard"].user_steps()}
     assert steps["Task_Approve"].role == "department_head"

@@ -2,7 +2,7 @@
 
 from .extensions import FormField, StepInfo
 from .loader import ProcessModel, load_models, model_from_body
-from .runtime import Instance, OpenTask
+from .runtime import Instance, OpenTask, WaitingTimer, evaluate
 
-__all__ = ["FormField", "Instance", "OpenTask", "ProcessModel", "StepInfo", "load_models",
-           "model_from_body"]
+__all__ = ["FormField", "Instance", "OpenTask", "WaitingTimer", "ProcessModel", "StepInfo",
+           "evaluate", "load_models", "model_from_body"]

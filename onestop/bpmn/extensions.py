@@ -1,7 +1,8 @@
 """One-stop properties of flow nodes and lanes, read the way modelers write them.
 
-A step's role, agency slot, time allotment, the dossier status it sets and its form
-fields may be given as
+A step's role, agency slot, time allotment, the dossier status it sets, its form
+fields, its service-level part (``sla``) and, for a timer, the clock it counts on
+(``clock``) may be given as
 
 * attributes in the onestop namespace: ``onestop:role="specialist"``;
 * extension properties of Camunda 7 (``camunda:properties``), Camunda 8
@@ -31,7 +32,14 @@ BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 NSMAP = {"bpmn": BPMN_NS}
-PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form")
+PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form", "sla", "clock")
+#: Service-level parts a step can play: ``propose`` (the responsible agency states why a
+#: dossier is late and proposes a new appointment) and ``apology`` (the desk issues the
+#: apology letter and the new appointment).
+SLA_PARTS = ("propose", "apology")
+#: What a timer counts: working time (default) or calendar time.
+CLOCKS = ("working", "calendar")
+_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(\?)?(?::(.+))?$")
@@ -49,12 +57,15 @@ class StepInfo:
     allotment: str | None = None
     status: int | None = None
     form: tuple[FormField, ...] = ()
+    sla: str | None = None
+    clock: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
             "agency": self.agency, "allotment": self.allotment, "status": self.status,
             "form": [[f.name, f.required, list(f.choices)] for f in self.form],
+            "sla": self.sla, "clock": self.clock,
         }
 
     @classmethod
@@ -62,7 +73,8 @@ class StepInfo:
         form = tuple(FormField(str(n), bool(r), tuple(c)) for n, r, c in data["form"])
         return cls(id=data["id"], name=data["name"], kind=data["kind"], role=data["role"],
                    agency=data["agency"], allotment=data["allotment"],
-                   status=data["status"], form=form)
+                   status=data["status"], form=form, sla=data.get("sla"),
+                   clock=data.get("clock"))
 
 
 def raw_properties(element: etree._Element) -> dict[str, str]:
@@ -115,9 +127,16 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
     allotment = own.get("allotment")
     if allotment is not None:
         try:
-            Duration.parse(allotment)
+            allotment_share(allotment) if "%" in allotment else Duration.parse(allotment)
         except ValueError as exc:
-            raise fail(f"allotment: {exc}") from None
+            raise fail(f"allotment: {exc} (or a share of the legal time such as '20%')") \
+                from None
+    sla = (own.get("sla") or "").strip() or None
+    if sla is not None and sla not in SLA_PARTS:
+        raise fail(f"sla {sla!r} must be one of: {', '.join(SLA_PARTS)}")
+    clock = (own.get("clock") or "").strip() or None
+    if clock is not None and clock not in CLOCKS:
+        raise fail(f"clock {clock!r} must be 'working' (working time) or 'calendar'")
     status = None
     if "status" in own:
         try:
@@ -136,7 +155,18 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
         allotment=allotment,
         status=status,
         form=form,
+        sla=sla,
+        clock=clock,
     )
+
+
+def allotment_share(text: str) -> float:
+    """The share of the legal time an allotment such as ``"20%"`` gives (0.2)."""
+    match = _SHARE.match(text)
+    if match is None or not 0 < float(match.group(1)) <= 100:
+        raise ValueError(f"'{text}' is not a share: write a percentage from 0 to 100, "
+                         f"e.g. '20%'")
+    return float(match.group(1)) / 100
 
 
 def parse_form(text: str, fail: Callable[[str], ModelError]) -> tuple[FormField, ...]:

@@ -30,6 +30,7 @@ from ..errors import ModelError
 from . import sandbox
 from .extensions import BPMN_NS, NSMAP, StepInfo, step_info
 from .serialization import spec_registry
+from .timers import IsoDuration, adopt_timers, literal, timer_expression
 from .xml import parse_xml
 
 #: Flow nodes the engine runs.
@@ -78,7 +79,14 @@ class ProcessModel:
 
     def step(self, process_id: str, element_id: str) -> StepInfo | None:
         """The step info of ``element_id`` in ``process_id`` (this model or a callee)."""
-        return self.steps.get(process_id, {}).get(element_id)
+        found = self.steps.get(process_id, {}).get(element_id)
+        if found is None:
+            # An embedded sub-process runs under its own id; its nodes are the process's.
+            for per_process in self.steps.values():
+                found = per_process.get(element_id)
+                if found is not None:
+                    break
+        return found
 
     def user_steps(self) -> list[StepInfo]:
         """Every user or manual task of the process and its callees."""
@@ -127,12 +135,13 @@ def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
             if callee_spec is None:
                 raise ModelError(f"calls process {callee!r}, which none of the loaded files "
                                  f"defines", file=name, element=_caller(root, callee))
-        _check_expressions(spec, name, root)
-        for callee_spec in subprocesses.values():
-            callee_file = origins.get(callee_spec.name, name)
-            _check_expressions(callee_spec, callee_file, documents.get(callee_file))
         used = {process_id, *subprocesses}
         model_steps = {pid: steps.get(pid, {}) for pid in used}
+        _check_expressions(spec, name, root, model_steps.get(process_id, {}))
+        for callee_spec in subprocesses.values():
+            callee_file = origins.get(callee_spec.name, name)
+            _check_expressions(callee_spec, callee_file, documents.get(callee_file),
+                               model_steps.get(callee_spec.name, {}))
         models[process_id] = _build(process_id, spec.description or process_id, name, spec,
                                     dict(subprocesses), model_steps)
     return models
@@ -252,13 +261,31 @@ def _steps_of(process: etree._Element, name: str) -> dict[str, StepInfo]:
         if not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN_NS}}}"):
             continue
         if etree.QName(element).localname in SUPPORTED_FLOW_NODES and element.get("id"):
-            info = step_info(element, lanes.get(element.get("id", "")), name)
+            lane = lanes.get(element.get("id", ""))
+            parent = element.getparent()
+            # Inside an embedded sub-process, a node without a lane takes the
+            # sub-process's lane (modelers draw lanes on the outer process only).
+            while lane is None and parent is not None and parent is not process:
+                lane = lanes.get(parent.get("id") or "")
+                parent = parent.getparent()
+            info = step_info(element, lane, name)
             steps[info.id] = info
     return steps
 
 
-def _check_expressions(spec: BpmnProcessSpec, name: str, root: etree._Element | None) -> None:
+def _check_expressions(spec: BpmnProcessSpec, name: str, root: etree._Element | None,
+                       steps: Mapping[str, StepInfo]) -> None:
+    cycle = adopt_timers(spec)
+    if cycle is not None:
+        raise ModelError("cycle timers (timeCycle) are not supported; use a duration or a "
+                         "date timer", file=name, element=cycle, line=_line(root, cycle))
     for task_spec in spec.task_specs.values():
+        timer = timer_expression(task_spec)
+        if timer is not None:
+            element = getattr(task_spec, "bpmn_id", None) or task_spec.name
+            step = steps.get(element)
+            _check_timer(timer, step.clock if step else None, name, element,
+                         _line(root, element))
         for source, mode in _expressions(task_spec):
             try:
                 sandbox.check(source, mode)
@@ -285,11 +312,36 @@ def _expressions(task_spec: Any) -> list[tuple[str, str]]:
         if isinstance(value, str) and value.strip():
             found.append((value, "eval"))
     definition = getattr(task_spec, "event_definition", None)
+    if timer_expression(task_spec) is not None:
+        return found  # timers are checked by _check_timer
     for attribute in ("expression", "condition"):
         value = getattr(definition, attribute, None)
         if isinstance(value, str) and value.strip():
             found.append((value, "eval"))
     return found
+
+
+def _check_timer(expression: str, clock: str | None, name: str, element: str,
+                 line: int | None) -> None:
+    if not expression.strip():
+        raise ModelError("timer has no duration or date", file=name, element=element,
+                         line=line)
+    try:
+        value = literal(expression)
+    except ValueError as exc:
+        raise ModelError(f"timer: {exc}", file=name, element=element, line=line) from None
+    if value is None:
+        try:
+            sandbox.check(expression, "eval")
+        except ModelError as exc:
+            raise type(exc)(f"timer: {exc.reason}", file=name, element=element,
+                            line=line) from None
+    elif isinstance(value, IsoDuration) and (clock or "working") == "working":
+        try:
+            value.in_working_time()
+        except ValueError as exc:
+            raise ModelError(f"timer: {exc}", file=name, element=element,
+                             line=line) from None
 
 
 def _line(root: etree._Element | None, element_id: str | None) -> int | None:

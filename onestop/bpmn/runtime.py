@@ -7,6 +7,7 @@ exceptions stay in here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Mapping
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from .extensions import StepInfo
 from .loader import ProcessModel
 from .sandbox import Sandbox
 from .serialization import dump_state, load_state
+from .timers import timer_expression
 
 
 class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
@@ -50,12 +52,35 @@ _SANDBOX = Sandbox()
 SCRIPT_ENGINE = PythonScriptEngine(environment=_SandboxEnvironment(_SANDBOX))
 
 
+def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
+    """Evaluate a model expression in the restricted evaluator; ProcessError if it fails."""
+    try:
+        return _SANDBOX.evaluate(expression, scope)
+    except OnestopError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of model code is the model's
+        raise ProcessError(f"cannot evaluate {expression.strip()!r}: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class OpenTask:
     """A user or manual task the process waits on."""
 
     id: str
     step: StepInfo
+
+
+@dataclass(frozen=True)
+class WaitingTimer:
+    """A timer event the process waits on. ``due`` is None until the engine schedules
+    it (or while its service-level clock is paused)."""
+
+    id: str
+    step: StepInfo
+    expression: str
+    due: datetime | None
+    data: Mapping[str, Any]
 
 
 class Instance:
@@ -117,6 +142,60 @@ class Instance:
             raise ProcessError(f"task {task_id} is not ready")
         task.data.update(data)
         return self._advance(task)
+
+    def timers(self) -> list[WaitingTimer]:
+        """The timer events waiting, with the due instants the engine gave them."""
+        found = []
+        for task in self._workflow.event_manager.tasks.values():
+            expression = timer_expression(task.task_spec)
+            if expression is None:
+                continue
+            due = task._get_internal_data("onestop_due")
+            found.append(WaitingTimer(str(task.id), self._step(task), expression,
+                                      datetime.fromisoformat(due) if due else None,
+                                      task.data))
+        return found
+
+    def timer_ids(self) -> set[str]:
+        """Ids of the waiting timer events (cheaper than :meth:`timers`)."""
+        return {str(task.id) for task in self._workflow.event_manager.tasks.values()
+                if timer_expression(task.task_spec) is not None}
+
+    def schedule(self, timer_id: str, due: datetime | None) -> None:
+        """Record the due instant the engine gave a waiting timer (None: suspended)."""
+        task = self._waiting_timer(timer_id)
+        task._set_internal_data(onestop_due=due.isoformat() if due is not None else None,
+                                event_value=due.isoformat() if due is not None else None)
+
+    def fire(self, timer_id: str) -> list[StepInfo]:
+        """Fire a waiting timer and run on to the next wait states.
+
+        Returns the automatic steps passed on the way (the timer event first)."""
+        task = self._waiting_timer(timer_id)
+        task._set_internal_data(event_fired=True)
+        try:
+            task.task_spec._update(task)
+        except OnestopError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise _process_error(exc, task) from None
+        return self._advance(None)
+
+    def task_data(self, task_id: str) -> dict[str, Any]:
+        """The data a ready task sees (the process data at that step)."""
+        task = self._workflow.get_task_from_id(UUID(task_id))
+        return dict(task.data) if task is not None else {}
+
+    def step_of(self, task_id: str) -> StepInfo | None:
+        """The step a task (open, done or cancelled) belongs to."""
+        task = self._workflow.get_task_from_id(UUID(task_id))
+        return self._step(task) if task is not None else None
+
+    def _waiting_timer(self, timer_id: str) -> SpiffTask:
+        task = self._workflow.event_manager.tasks.get(UUID(timer_id))
+        if task is None or timer_expression(task.task_spec) is None:
+            raise ProcessError(f"timer {timer_id} is not waiting")
+        return task
 
     def _advance(self, task: SpiffTask | None) -> list[StepInfo]:
         passed: list[StepInfo] = []

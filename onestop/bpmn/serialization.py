@@ -32,6 +32,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
+from .timers import TIMER_CONFIG
+
 if TYPE_CHECKING:
     from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 
@@ -42,13 +44,13 @@ STATE_FORMAT = 2
 
 @lru_cache(maxsize=1)
 def spec_registry() -> "DefaultRegistry":
-    """The converter registry for specs and data (SpiffWorkflow's, unchanged)."""
-    return BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+    """The converter registry for specs and data (SpiffWorkflow's, plus our timers)."""
+    return BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, **TIMER_CONFIG})
 
 
 @lru_cache(maxsize=1)
 def _workflow_converter() -> BpmnWorkflowConverter:
-    registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, **TIMER_CONFIG})
     return BpmnWorkflowConverter(BpmnWorkflow, registry)
 
 

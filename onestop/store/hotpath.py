@@ -24,9 +24,9 @@ from .schema import to_micros as micros
 
 _DOSSIER_COLUMNS = ("id", "code", "procedure", "spec_id", "status", "channel", "desk_agency",
                     "resolving_agency", "received_at", "received_by", "finished_at", "regime",
-                    "appointment_at", "version", "info", "state")
+                    "appointment_at", "paused_at", "version", "info", "state")
 _TASK_FOR = (
-    "SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, "
+    "SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, t.due_at, "
     + ", ".join(f"d.{c}" for c in _DOSSIER_COLUMNS)
     + ", o.id, r.role FROM onestop_tasks t"
     " JOIN onestop_dossiers d ON d.id = t.dossier_id"
@@ -36,20 +36,32 @@ _TASK_FOR = (
     " WHERE t.id = ?")
 _DELETE_TASK = "DELETE FROM onestop_tasks WHERE id = ?"
 _UPDATE_DOSSIER = ("UPDATE onestop_dossiers SET status = ?, state = ?, finished_at = ?, "
-                   "appointment_at = ?, version = ? WHERE id = ? AND version = ?")
+                   "appointment_at = ?, paused_at = ?, version = ? WHERE id = ? AND version = ?")
+_DOSSIER_BY_ID = "SELECT " + ", ".join(_DOSSIER_COLUMNS) + " FROM onestop_dossiers WHERE id = ?"
 _INSERT_EVENT = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor, agency, detail)"
                  " VALUES (?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TASK = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, claimed_by, "
-                "ready_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                "ready_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_TIMER = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at, sla) "
+                 "VALUES (?, ?, ?, ?, ?)")
+_DELETE_TIMER = "DELETE FROM onestop_timers WHERE id = ?"
+_RESCHEDULE_TIMER = "UPDATE onestop_timers SET due_at = ? WHERE id = ?"
+_DUE_TIMERS = ("SELECT id, dossier_id, step, due_at FROM onestop_timers "
+               "WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id")
+_COUNT_EVENTS = ("SELECT COUNT(*) FROM onestop_events WHERE dossier_id = ? AND kind = ? "
+                 "AND agency = ?")
+_EVENTS = ("SELECT at, kind, step, actor, agency, detail FROM onestop_events "
+           "WHERE dossier_id = ? ORDER BY id")
 _INSERT_DOSSIER = ("INSERT INTO onestop_dossiers (code, procedure, spec_id, status, channel, "
                    "desk_agency, resolving_agency, received_at, received_by, finished_at, "
-                   "regime, appointment_at, version, info, state) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id")
+                   "regime, appointment_at, paused_at, version, info, state) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id")
 _OFFICER = ("SELECT o.id, o.name, r.agency, r.role FROM onestop_officers o "
             "LEFT JOIN onestop_officer_roles r ON r.officer_id = o.id WHERE o.id = ?")
-_OPEN_TASKS = ("SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, d.code, "
-               "d.spec_id FROM onestop_tasks t JOIN onestop_dossiers d ON d.id = t.dossier_id "
-               "WHERE t.dossier_id = ? ORDER BY t.ready_at, t.step")
+_OPEN_TASKS = ("SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at, t.due_at, "
+               "d.code, d.spec_id FROM onestop_tasks t "
+               "JOIN onestop_dossiers d ON d.id = t.dossier_id WHERE t.dossier_id = ? "
+               "ORDER BY t.ready_at, t.step")
 _CLAIM = "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by IS NULL"
 _RELEASE = "UPDATE onestop_tasks SET claimed_by = NULL WHERE id = ? AND claimed_by = ?"
 _SPEC = "SELECT hash, body FROM onestop_specs WHERE id = ?"
@@ -66,7 +78,7 @@ def _json(value: Any) -> str | None:
 class TaskRow:
     """An open task, its dossier, and the acting officer's standing, from one query."""
 
-    __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at",
+    __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at", "task_due_at",
                  *_DOSSIER_COLUMNS, "officer_id", "held_role")
     task_id: str
     step: str
@@ -74,6 +86,7 @@ class TaskRow:
     agency: str
     claimed_by: str | None
     ready_at: datetime
+    task_due_at: datetime | None
     id: int
     code: str
     procedure: str
@@ -87,6 +100,7 @@ class TaskRow:
     finished_at: datetime | None
     regime: str
     appointment_at: datetime | None
+    paused_at: datetime | None
     version: int
     info: dict[str, Any]
     state: bytes | None
@@ -97,27 +111,62 @@ class TaskRow:
         for name, value in zip(self.__slots__, values, strict=True):
             setattr(self, name, value)
         self.ready_at = instant(self.ready_at)
-        self.received_at = instant(self.received_at)
-        self.finished_at = instant(self.finished_at)
-        self.appointment_at = instant(self.appointment_at)
-        self.info = json.loads(self.info)
-        self.state = bytes(self.state) if self.state is not None else None
+        self.task_due_at = instant(self.task_due_at)
+        _decode_dossier(self)
 
     def dossier(self) -> dict[str, Any]:
         """The dossier columns, by name."""
         return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
 
 
+class DossierRow:
+    """A dossier's columns, for a command that starts from the dossier (a timer)."""
+
+    __slots__ = _DOSSIER_COLUMNS
+    id: int
+    code: str
+    procedure: str
+    spec_id: int
+    status: int
+    desk_agency: str
+    resolving_agency: str
+    regime: str
+    appointment_at: datetime | None
+    paused_at: datetime | None
+    version: int
+    info: dict[str, Any]
+    state: bytes | None
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        for name, value in zip(self.__slots__, values, strict=True):
+            setattr(self, name, value)
+        _decode_dossier(self)
+
+    def dossier(self) -> dict[str, Any]:
+        """The dossier columns, by name."""
+        return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
+
+
+def _decode_dossier(row: Any) -> None:
+    row.received_at = instant(row.received_at)
+    row.finished_at = instant(row.finished_at)
+    row.appointment_at = instant(row.appointment_at)
+    row.paused_at = instant(row.paused_at)
+    row.info = json.loads(row.info)
+    row.state = bytes(row.state) if row.state is not None else None
+
+
 class OpenTaskRow:
     """An open task as the command path reads it."""
 
-    __slots__ = ("id", "step", "role", "agency", "claimed_by", "ready_at", "dossier_code",
-                 "spec_id")
+    __slots__ = ("id", "step", "role", "agency", "claimed_by", "ready_at", "due_at",
+                 "dossier_code", "spec_id")
 
     def __init__(self, values: Sequence[Any]) -> None:
         for name, value in zip(self.__slots__, values, strict=True):
             setattr(self, name, value)
         self.ready_at = instant(self.ready_at)
+        self.due_at = instant(self.due_at)
 
 
 class HotPath:
@@ -166,11 +215,17 @@ class HotPath:
     def delete_task(self, task_id: str) -> None:
         self._run(_DELETE_TASK, (task_id,))
 
+    def dossier_by_id(self, dossier_id: int) -> DossierRow | None:
+        statement = _DOSSIER_BY_ID + (" FOR UPDATE" if self._postgres else "")
+        row = self._run(statement, (dossier_id,)).fetchone()
+        return DossierRow(row) if row is not None else None
+
     def update_dossier(self, dossier_id: int, version: int, status: int, state: bytes,
-                       finished_at: datetime | None, appointment_at: datetime | None) -> int:
+                       finished_at: datetime | None, appointment_at: datetime | None,
+                       paused_at: datetime | None) -> int:
         cursor = self._run(_UPDATE_DOSSIER, (status, state, micros(finished_at),
-                                             micros(appointment_at), version + 1,
-                                             dossier_id, version))
+                                             micros(appointment_at), micros(paused_at),
+                                             version + 1, dossier_id, version))
         if cursor.rowcount != 1:
             raise ConcurrentUpdate(f"dossier {dossier_id} was changed by another command; "
                                    f"retry")
@@ -186,7 +241,34 @@ class HotPath:
         if rows:
             self._cursor.executemany(self._sql(_INSERT_TASK), [
                 (r["id"], r["dossier_id"], r["step"], r["role"], r["agency"], r["claimed_by"],
-                 micros(r["ready_at"])) for r in rows])
+                 micros(r["ready_at"]), micros(r["due_at"])) for r in rows])
+
+    # -- timers --------------------------------------------------------------------
+    def insert_timers(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(_INSERT_TIMER), [
+                (r["id"], r["dossier_id"], r["step"], micros(r["due_at"]), int(r["sla"]))
+                for r in rows])
+
+    def delete_timer(self, timer_id: str) -> bool:
+        """Remove a timer; False when it was already gone (fired or cancelled)."""
+        return self._run(_DELETE_TIMER, (timer_id,)).rowcount == 1
+
+    def reschedule_timer(self, timer_id: str, due_at: datetime | None) -> None:
+        self._run(_RESCHEDULE_TIMER, (micros(due_at), timer_id))
+
+    def due_timers(self, now: datetime, limit: int | None) -> list[tuple[str, int, str, datetime]]:
+        statement = _DUE_TIMERS + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return [(r[0], int(r[1]), r[2], instant(r[3]))
+                for r in self._run(statement, (micros(now),)).fetchall()]
+
+    def count_events(self, dossier_id: int, kind: str, agency: str) -> int:
+        return int(self._run(_COUNT_EVENTS, (dossier_id, kind, agency)).fetchone()[0])
+
+    def events(self, dossier_id: int) -> list[tuple[datetime, str, str | None, str | None,
+                                                    str | None, dict[str, Any] | None]]:
+        return [(instant(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None)
+                for r in self._run(_EVENTS, (dossier_id,)).fetchall()]
 
     def insert_dossier(self, values: Mapping[str, Any]) -> int:
         row = self._run(_INSERT_DOSSIER, (
@@ -194,7 +276,7 @@ class HotPath:
             values["channel"], values["desk_agency"], values["resolving_agency"],
             micros(values["received_at"]), values["received_by"],
             micros(values["finished_at"]), values["regime"], micros(values["appointment_at"]),
-            _json(values["info"]), values["state"],
+            micros(values.get("paused_at")), _json(values["info"]), values["state"],
         )).fetchone()
         return int(row[0])
 

@@ -126,6 +126,8 @@ dossiers = Table(
     Column("finished_at", Instant, nullable=True),
     Column("regime", String(20), nullable=False),
     Column("appointment_at", Instant, nullable=True),
+    # Set while the service-level clock is paused (supplement requested during resolution).
+    Column("paused_at", Instant, nullable=True),
     Column("version", Integer, nullable=False),
     Column("info", JsonText, nullable=False),
     Column("state", LargeBinary, nullable=True),
@@ -144,11 +146,27 @@ tasks = Table(
     Column("agency", String(100), nullable=False),
     Column("claimed_by", String(100), nullable=True),
     Column("ready_at", Instant, nullable=False),
+    Column("due_at", Instant, nullable=True),
     # Keyed by the task id itself: one B-tree less to write on every command.
     sqlite_with_rowid=False,
 )
 Index("ix_onestop_tasks_inbox", tasks.c.agency, tasks.c.role)
 Index("ix_onestop_tasks_dossier", tasks.c.dossier_id)
+
+# Waiting timer events, keyed by their task id. A sweep reads the due ones through the
+# index on due_at (NULL: not scheduled, e.g. while the service-level clock is paused), so
+# its cost follows the number of due timers, not the number of open dossiers.
+timers = Table(
+    "onestop_timers", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("due_at", Instant, nullable=True),
+    Column("sla", SmallInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+Index("ix_onestop_timers_due", timers.c.due_at)
+Index("ix_onestop_timers_dossier", timers.c.dossier_id)
 
 events = Table(
     "onestop_events", metadata,
