@@ -17,6 +17,7 @@ from .errors import (
     OnestopError,
     PermissionDenied,
     ProcessError,
+    RuleViolation,
     StoreError,
     TaskNotFound,
     UnknownAgency,
@@ -24,6 +25,7 @@ from .errors import (
     UnknownProcedure,
     UnsafeModelError,
 )
+from .calendar import WorkingCalendar, WorkingTime
 from .library import Library, default_library_path, load_library
 from .model import (
     Channel,
@@ -31,20 +33,23 @@ from .model import (
     DossierStatus,
     Event,
     EventKind,
+    FiredTimer,
     FormField,
     Officer,
     Task,
     TaskState,
 )
+from .sla import Apology, Mark, SlaReport, StepSla
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Agency", "Catalog", "CatalogError", "Channel", "Clock", "Component", "ConcurrentUpdate",
-    "Dossier", "DossierNotFound", "DossierStatus", "Duration", "Engine", "Event",
-    "EventKind", "FormField", "InvalidInput", "Library", "ManualClock", "ModelError",
-    "OnestopError", "Officer", "PermissionDenied", "Procedure", "ProcessError",
-    "RECEIVING_ROLE", "StoreError", "SystemClock", "Task", "TaskNotFound", "TaskState", "Unit",
-    "UnknownAgency", "UnknownOfficer", "UnknownProcedure", "UnsafeModelError",
-    "VIETNAM_TZ", "default_library_path", "load_catalog", "load_library",
+    "Agency", "Apology", "Catalog", "CatalogError", "Channel", "Clock", "Component",
+    "ConcurrentUpdate", "Dossier", "DossierNotFound", "DossierStatus", "Duration", "Engine",
+    "Event", "EventKind", "FiredTimer", "FormField", "InvalidInput", "Library", "ManualClock",
+    "Mark", "ModelError", "OnestopError", "Officer", "PermissionDenied", "Procedure",
+    "ProcessError", "RECEIVING_ROLE", "RuleViolation", "SlaReport", "StepSla", "StoreError",
+    "SystemClock", "Task", "TaskNotFound", "TaskState", "Unit", "UnknownAgency",
+    "UnknownOfficer", "UnknownProcedure", "UnsafeModelError", "VIETNAM_TZ",
+    "WorkingCalendar", "WorkingTime", "default_library_path", "load_catalog", "load_library",
 ]

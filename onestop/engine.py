@@ -404,10 +404,10 @@ class Engine:
         apologies = [e for e in history if e[1] == EventKind.APPOINTMENT_SET.value
                      and (e[5] or {}).get("reason") == "apology"]
         if len(apologies) >= regime.max_reappointments:
+            already = f"; the dossier was already re-appointed on " \
+                f"{_local(apologies[-1][0]).date()}" if apologies else ""
             raise RuleViolation(f"dossier {row.code}: regime {regime.code} allows "
-                                f"{regime.max_reappointments} re-appointment(s), and the "
-                                f"dossier was already re-appointed on "
-                                f"{_local(apologies[-1][0]).date()}")
+                                f"{regime.max_reappointments} re-appointment(s){already}")
         if row.appointment_at is None:
             raise RuleViolation(f"dossier {row.code} has no appointment yet; there is "
                                 f"nothing to re-appoint")
@@ -464,8 +464,11 @@ class Engine:
             row = self._dossier_row(tx, code)
             events = [(e.at, e.kind, e.step, e.actor, e.agency, e.detail)
                       for e in tx.events(row.id)]
-        threshold = self.due_soon if due_soon is None else \
-            (due_soon if isinstance(due_soon, Duration) else Duration.parse(due_soon))
+        try:
+            threshold = self.due_soon if due_soon is None else \
+                (due_soon if isinstance(due_soon, Duration) else Duration.parse(due_soon))
+        except ValueError as exc:
+            raise InvalidInput(f"due_soon: {exc}") from None
         return self._assess(row.code, row.desk_agency, events, self.clock.now(), threshold)
 
     def _assess(self, code: str, desk: str, rows: Sequence[tuple[Any, ...]], now: datetime,
