@@ -74,6 +74,13 @@ STEP_MINUTES = {"Task_CheckDossier": 10, "Task_RequestSupplement": 5,
                 "Task_Digitize": 10, "Task_Transfer": 5, "Task_Examine": 20,
                 "Task_Approve": 15, "Task_ReturnResult": 5}
 LUNCH = ((11, 30), (13, 0))
+#: When the demo sweeps due timers, and how the late dossier's apology is answered.
+APOLOGY_SWEEP = datetime(2025, 7, 9, 15, 0, tzinfo=VIETNAM_TZ)
+LATE_ANSWERS = [
+    ("Task_ExplainDelay", {"delay_reason": "Lãnh đạo phòng đi công tác, chưa ký kết quả",
+                           "new_appointment": "2025-07-14"}),
+    ("Task_IssueApology", {"letter_no": "01/PXL-MC"}),
+]
 
 
 def run_demo(database: str | Path, out: TextIO, *,
@@ -107,6 +114,16 @@ def run_demo(database: str | Path, out: TextIO, *,
             moving = False
             for code, scenario, answers in zip(codes, SCENARIOS, replies, strict=True):
                 moving |= _step(engine, clock, code, scenario, answers)
+        # The last dossier waits for the leader's signature. On Wednesday afternoon, one
+        # working day before its appointment, the apology timer fires.
+        clock.set(APOLOGY_SWEEP)
+        fired = engine.fire_due_timers()
+        for timer in fired:
+            for step, data in LATE_ANSWERS:
+                for task in engine.dossier(timer.dossier_code).open_tasks:
+                    if task.step == step:
+                        clock.advance(minutes=30)
+                        engine.complete(task.id, _officer_for(task.agency, task.role), data)
         print(f"onestop demo: {len(codes)} dossiers on {path} (SQLite)\n", file=out)
         finals = []
         for code in codes:
@@ -135,16 +152,28 @@ def run_demo(database: str | Path, out: TextIO, *,
                           + (f" → {onward}" if onward else ""), file=out)
                 elif event.kind is EventKind.STATUS_CHANGED:
                     status = DossierStatus(event.detail["to"])
-                    print(f"  {when}  status {int(status)}: {status.label_vi}", file=out)
+                    appointed = event.detail.get("appointment")
+                    print(f"  {when}  status {int(status)}: {status.label_vi}"
+                          + (f"; hẹn trả {_slip(appointed)}" if appointed else ""), file=out)
+                elif event.kind is EventKind.TIMER_FIRED:
+                    print(f"  {when}  {_step_name(engine, dossier, event.step)} "
+                          f"(timer due {_slip(event.detail['due'])})", file=out)
+                elif event.kind is EventKind.APPOINTMENT_SET:
+                    print(f"  {when}  new appointment {_slip(event.detail['appointment'])} "
+                          f"({event.detail['reason']}"
+                          + (f": {event.detail['delay_reason']}; responsible "
+                             f"{catalog.agency(event.detail['responsible']).name}"
+                             if event.detail.get("delay_reason") else "") + ")", file=out)
             if dossier.open_tasks:
                 print(f"  now at: {', '.join(t.name for t in dossier.open_tasks)} "
                       f"(held by {', '.join(dossier.owners)})", file=out)
             print(file=out)
-        print("Final statuses", file=out)
+        print("Final statuses (status, then standing against the appointment)", file=out)
         width = max(len(d.code) for d in finals)
         for dossier in finals:
+            mark = engine.sla(dossier.code).mark
             print(f"  {dossier.code:<{width}}  {int(dossier.status):>2}  "
-                  f"{dossier.status.label_vi}", file=out)
+                  f"{dossier.status.label_vi:<20}  {mark.label_vi}", file=out)
         return finals
     finally:
         engine.close()
@@ -166,6 +195,10 @@ def _step(engine: Engine, clock: ManualClock, code: str, scenario: Scenario,
     queued = answers.get(task.step)
     engine.complete(task.id, officer, queued.pop(0) if queued else {})
     return True
+
+
+def _slip(instant: str) -> str:
+    return datetime.fromisoformat(instant).strftime("%H:%M %d/%m/%Y")
 
 
 def _officer_for(agency: str, role: str) -> str:

@@ -23,9 +23,15 @@ def test_demo_prints_codes_handovers_and_final_statuses(tmp_path, capsys):
     assert re.search(r"\d{2}:\d{2}  Thẩm định hồ sơ, dự thảo kết quả — Lê Văn Bình → "
                      r"Phê duyệt, ký kết quả \(leader, Phòng Kinh tế xã An Bình\)", out)
     finals = out.split("Final statuses")[1]
-    assert re.findall(r"^  \S+\s+(\d+)  (.+)$", finals, flags=re.M) == [
-        ("10", "Đã trả kết quả"), ("10", "Đã trả kết quả"), ("10", "Đã trả kết quả"),
-        ("3", "Không được tiếp nhận"), ("4", "Đang xử lý")]
+    assert re.findall(r"^  \S+\s+(\d+)  (.+?)\s{2,}(\S.*)$", finals, flags=re.M) == [
+        ("10", "Đã trả kết quả", "Trước hạn"), ("10", "Đã trả kết quả", "Đúng hạn"),
+        ("10", "Đã trả kết quả", "Trước hạn"), ("3", "Không được tiếp nhận", "Không tính hạn"),
+        ("4", "Đang xử lý", "Sắp đến hạn")]
+    # The unsigned dossier: the apology timer fired one working day before its appointment.
+    late = out.split("Dossier AN-BINH-MC-250707-0005")[1].split("Dossier")[0]
+    assert "Nêu lý do chậm, đề xuất ngày hẹn mới (timer due" not in late
+    assert re.search(r"1 ngày làm việc trước hạn \(timer due \d\d:\d\d 09/07/2025\)", late)
+    assert "new appointment 17:00 14/07/2025 (apology: Lãnh đạo phòng đi công tác" in late
     # Running again starts from a fresh file: the same codes, not 0006...
     assert main(["demo", "--db", str(database)]) == 0
     assert "AN-BINH-MC-250707-0006" not in capsys.readouterr().out
