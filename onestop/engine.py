@@ -308,7 +308,7 @@ class Engine:
 
     def fire_due_timers(self, *, limit: int | None = None) -> list[FiredTimer]:
         """Fire every timer due by the clock's now, oldest first, each in its own
-        transaction, and move its dossier on.
+        transaction, and move its dossier on; ``limit`` caps how many are fired.
 
         The due timers are found through an index, so a sweep costs time in proportion
         to the timers that are due, not to the dossiers in progress. A timer fires
@@ -317,28 +317,37 @@ class Engine:
         with ``error`` and stays due; the other timers still fire.
         """
         now = self.clock.now()
-        with self._store.command() as tx:
-            due = tx.due_timers(now, limit)
-        fired = []
-        for timer_id, dossier_id, step, due_at in due:
-            try:
-                code = self._fire(timer_id, dossier_id, step, due_at, now)
-            except OnestopError as exc:
-                fired.append(FiredTimer(getattr(exc, "dossier", None) or "", step,
-                                        _local(due_at), _local(now), str(exc)))
-                continue
-            if code is not None:
-                fired.append(FiredTimer(code, step, _local(due_at), _local(now)))
+        fired: list[FiredTimer] = []
+        after: tuple[datetime, str] | None = None
+        while limit is None or len(fired) < limit:
+            batch = _TIMER_BATCH if limit is None else min(_TIMER_BATCH, limit - len(fired))
+            with self._store.read() as tx:
+                due = [(r.id, r.dossier_id, r.step, r.due_at)
+                       for r in tx.due_timers(now, after, batch)]
+            for timer_id, dossier_id, step, due_at in due:
+                try:
+                    code = self._fire(timer_id, dossier_id, step, due_at, now)
+                except _TimerFailed as failed:
+                    fired.append(FiredTimer(failed.code, step, _local(due_at), _local(now),
+                                            str(failed.error)))
+                    continue
+                if code is not None:
+                    fired.append(FiredTimer(code, step, _local(due_at), _local(now)))
+            if len(due) < batch:
+                break
+            after = (due[-1][3], due[-1][0])
         return fired
 
     def _fire(self, timer_id: str, dossier_id: int, step: str, due_at: datetime,
               now: datetime) -> str | None:
         touched: int | None = None
+        code = ""
         try:
             with self._store.command() as tx:
                 row = tx.dossier_by_id(dossier_id)
                 if row is None or not tx.delete_timer(timer_id):
                     return None  # fired by another sweep, or cancelled meanwhile
+                code = row.code
                 model = self._model(tx, row.spec_id)
                 touched = row.id
                 instance = self._instance(row, model)
@@ -356,9 +365,11 @@ class Engine:
                                {"due": _local(due_at).isoformat()})
                 self._store_progress(tx, row, instance, progress, now, fired)
                 return row.code
-        except BaseException:
+        except BaseException as exc:
             if touched is not None:
                 self._instances.pop(touched, None)
+            if isinstance(exc, OnestopError):
+                raise _TimerFailed(code, exc) from exc
             raise
 
     def _context(self, row: TaskRow | DossierRow, tx: HotPath, now: datetime) -> "_Context":
@@ -595,6 +606,18 @@ class Engine:
             open_tasks=tuple(open_tasks), regime=row["regime"],
             appointment_at=_local(row["appointment_at"]) if row["appointment_at"] else None,
         )
+
+
+#: Due timers read per query in a sweep.
+_TIMER_BATCH = 500
+
+
+class _TimerFailed(Exception):
+    """A timer whose dossier could not move on (the sweep reports it and goes on)."""
+
+    def __init__(self, code: str, error: OnestopError) -> None:
+        super().__init__(str(error))
+        self.code, self.error = code, error
 
 
 class _Context:

@@ -208,3 +208,58 @@ def test_library_copy_keeps_its_timers(tmp_path):
     shutil.copytree(DATA, tmp_path / "copy")
     models = load_library(tmp_path / "copy").models
     assert {"waiting", "chased"} <= set(models)
+
+
+def test_a_sweep_can_be_capped_and_reads_due_timers_in_batches(make_engine, sqlite_url,
+                                                               monkeypatch):
+    import onestop.engine
+
+    monkeypatch.setattr(onestop.engine, "_TIMER_BATCH", 2)
+    clock = ManualClock(at(2025, 7, 4, 16, 0))
+    engine = open_engine(make_engine, sqlite_url, clock)
+    codes = [prepared(engine) for _ in range(5)]
+    clock.set(at(2025, 7, 9, 8, 0))
+    first = engine.fire_due_timers(limit=3)
+    assert len(first) == 3
+    rest = engine.fire_due_timers()
+    assert len(rest) == 2
+    assert sorted(f.dossier_code for f in first + rest) == codes
+    assert engine.fire_due_timers() == []
+
+
+FAILING_MODEL = TIMER_MODEL.replace(
+    '<bpmn:sequenceFlow id="F3" sourceRef="Timer_Wait" targetRef="E" />',
+    '<bpmn:scriptTask id="Script_Share"><bpmn:script>share = 100 / parts</bpmn:script>'
+    '</bpmn:scriptTask>'
+    '<bpmn:sequenceFlow id="F3" sourceRef="Timer_Wait" targetRef="Script_Share" />'
+    '<bpmn:sequenceFlow id="F4" sourceRef="Script_Share" targetRef="E" />').replace(
+    '<bpmn:userTask id="Task_Prepare" />',
+    '<bpmn:userTask id="Task_Prepare" onestop:form="parts" />')
+
+
+def test_a_timer_whose_dossier_fails_is_reported_and_stays_due(make_engine, sqlite_url,
+                                                               tmp_path):
+    folder = library_with_timer(tmp_path, "<bpmn:timeDuration>P1D</bpmn:timeDuration>")
+    (folder / "timers.bpmn").write_text(FAILING_MODEL.format(
+        definition="<bpmn:timeDuration>P1D</bpmn:timeDuration>", attributes=""),
+        encoding="utf-8")
+    clock = ManualClock(at(2025, 7, 7, 9, 0))
+    engine = make_engine(sqlite_url, library=folder, clock=clock)
+    engine.add_officer(CLERK)
+    codes = []
+    for parts in (0, 4):
+        dossier = engine.receive("9.000001", applicant={"name": "Tạ Quang Bửu"},
+                                 officer="tn.an")
+        engine.complete(dossier.open_tasks[0].id, "tn.an", {"parts": parts})
+        codes.append(dossier.code)
+        clock.advance(minutes=1)                          # the sweep fires oldest first
+    clock.set(at(2025, 7, 8, 9, 5))
+    broken, fine = engine.fire_due_timers()
+    assert broken.dossier_code == codes[0] and "Script_Share" in broken.error
+    assert "division by zero" in broken.error
+    assert fine.dossier_code == codes[1] and fine.error is None
+    assert engine.dossier(codes[1]).finished
+    assert fired_events(engine, codes[0]) == []           # nothing of the failure stored
+    clock.advance(hours=1)
+    (again,) = engine.fire_due_timers()                   # still due, retried
+    assert again.dossier_code == codes[0] and again.error

@@ -46,8 +46,6 @@ _INSERT_TIMER = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at, sla)
                  "VALUES (?, ?, ?, ?, ?)")
 _DELETE_TIMER = "DELETE FROM onestop_timers WHERE id = ?"
 _RESCHEDULE_TIMER = "UPDATE onestop_timers SET due_at = ? WHERE id = ?"
-_DUE_TIMERS = ("SELECT id, dossier_id, step, due_at FROM onestop_timers "
-               "WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at, id")
 _COUNT_EVENTS = ("SELECT COUNT(*) FROM onestop_events WHERE dossier_id = ? AND kind = ? "
                  "AND agency = ?")
 _EVENTS = ("SELECT at, kind, step, actor, agency, detail FROM onestop_events "
@@ -256,11 +254,6 @@ class HotPath:
 
     def reschedule_timer(self, timer_id: str, due_at: datetime | None) -> None:
         self._run(_RESCHEDULE_TIMER, (micros(due_at), timer_id))
-
-    def due_timers(self, now: datetime, limit: int | None) -> list[tuple[str, int, str, datetime]]:
-        statement = _DUE_TIMERS + (f" LIMIT {int(limit)}" if limit is not None else "")
-        return [(r[0], int(r[1]), r[2], instant(r[3]))
-                for r in self._run(statement, (micros(now),)).fetchall()]
 
     def count_events(self, dossier_id: int, kind: str, agency: str) -> int:
         return int(self._run(_COUNT_EVENTS, (dossier_id, kind, agency)).fetchone()[0])

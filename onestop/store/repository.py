@@ -34,7 +34,7 @@ from ..errors import StoreError
 from ..model import Officer
 from . import schema
 from .hotpath import HotPath
-from .schema import dossiers, events, officer_roles, officers, specs, tasks
+from .schema import dossiers, events, officer_roles, officers, specs, tasks, timers
 
 _TASK_COLUMNS = (tasks, dossiers.c.code.label("dossier_code"), dossiers.c.spec_id)
 _OFFICER = (select(officers.c.id, officers.c.name, officer_roles.c.agency, officer_roles.c.role)
@@ -99,8 +99,16 @@ class Store:
 
     @contextmanager
     def command(self) -> Iterator[HotPath]:
-        """A read-write transaction for an engine command, on the plain-SQL path."""
-        raw = self._sql.raw_connection()
+        """A read-write transaction for an engine command, on the plain-SQL path.
+
+        A database failure (a lock held too long, a lost connection) rolls the command
+        back and is raised as :class:`StoreError`."""
+        database_error = getattr(self._sql.dialect.dbapi, "Error", None) or ()
+        try:
+            raw = self._sql.raw_connection()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot reach the database: {getattr(exc, 'orig', exc)}") \
+                from None
         try:
             if self._sqlite:
                 raw.driver_connection.execute("BEGIN IMMEDIATE")
@@ -110,6 +118,8 @@ class Store:
                 raw.rollback()
                 raise
             raw.commit()
+        except database_error as exc:
+            raise StoreError(f"database error, nothing was stored: {exc}") from None
         finally:
             raw.close()
 
@@ -209,6 +219,20 @@ class Tx:
                         (tasks.c.claimed_by.is_(None)) | (tasks.c.claimed_by == officer_id))
                  .order_by(tasks.c.ready_at, dossiers.c.code))
         return list(self.conn.execute(query))
+
+    # -- timers --------------------------------------------------------------------
+    def due_timers(self, now: datetime, after: tuple[datetime, str] | None,
+                   batch: int) -> list[Row[Any]]:
+        """Timers due by ``now``, in (due, id) order, after the key ``after``: read
+        through the index on the due instant."""
+        query = select(timers.c.id, timers.c.dossier_id, timers.c.step, timers.c.due_at) \
+            .where(timers.c.due_at.is_not(None), timers.c.due_at <= now)
+        if after is not None:
+            last_due, last_id = after
+            query = query.where((timers.c.due_at > last_due)
+                                | ((timers.c.due_at == last_due) & (timers.c.id > last_id)))
+        return list(self.conn.execute(query.order_by(timers.c.due_at, timers.c.id)
+                                      .limit(batch)))
 
     # -- events --------------------------------------------------------------------
     def events(self, dossier_id: int) -> list[Row[Any]]:
