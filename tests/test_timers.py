@@ -105,12 +105,12 @@ def test_pending_timer_survives_a_restart(make_engine, database):
     assert second.dossier(code).current_steps == ("Task_Remind",)
 
 
-def test_concurrent_sweeps_fire_each_timer_exactly_once(make_engine, sqlite_url):
+def test_concurrent_sweeps_fire_each_timer_exactly_once(make_engine, database):
     clock = ManualClock(at(2025, 7, 4, 16, 0))
-    engine = open_engine(make_engine, sqlite_url, clock)
+    engine = open_engine(make_engine, database, clock)
     codes = [prepared(engine) for _ in range(12)]
     clock.set(at(2025, 7, 9, 8, 0))
-    sweepers = [make_engine(sqlite_url, library=DATA, clock=clock) for _ in range(3)]
+    sweepers = [make_engine(database, library=DATA, clock=clock) for _ in range(3)]
     results: list[list] = []
     start = threading.Barrier(len(sweepers))
 

@@ -12,7 +12,8 @@ last_state_change, internal_data, data]`` where ``parent`` and ``children`` are 
 positions (``-1``: no parent) and ``data`` is the full data for the root, ``1`` for a
 task whose data is still empty (not reached yet), and ``[updates, deletions]`` relative
 to the parent otherwise, as SpiffWorkflow itself stores it. Sub-process workflows (call
-activities, embedded sub-processes) keep SpiffWorkflow's own dictionary form.
+activities, embedded sub-processes) are encoded the same way, keyed by the id of the task
+that runs them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
     from .loader import ProcessModel
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +67,21 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
     ``cache`` (kept by the caller between dumps of the same workflow) holds the encoded
     rows of settled tasks, so each command encodes only the tasks that can still change.
     """
-    converter = _workflow_converter()
-    registry = converter.registry
+    registry = _workflow_converter().registry
+    subprocesses = ",".join(f'"{task_id}":{_encode_workflow(sub, registry, cache)}'
+                            for task_id, sub in workflow.subprocesses.items())
+    events = json.dumps(registry.convert(workflow.bpmn_events), separators=(",", ":"),
+                        ensure_ascii=False)
+    top = _encode_workflow(workflow, registry, cache)
+    text = (f'{{"format":{STATE_FORMAT},"events":{events},"subprocesses":{{{subprocesses}}},'
+            f'{top[1:]}')
+    return zlib.compress(text.encode("utf-8"), 6)
+
+
+def _encode_workflow(workflow: Any, registry: Any,
+                     cache: dict[UUID, tuple[Any, str]] | None) -> str:
+    """One workflow (the top one or a sub-process) as a JSON object text: its attributes
+    and its tasks as rows that point at each other by position."""
     # Keyed by the UUIDs' integers: hashing a UUID object is a Python-level call.
     position = {task_id.int: n for n, task_id in enumerate(workflow.tasks)}
     fragments: list[str] = []
@@ -97,19 +113,15 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
             cache[task.id] = (key, fragment)
         fragments.append(fragment)
     document = {
-        "format": STATE_FORMAT,
         "root": position[workflow.task_tree.id.int],
         "last": position[workflow.last_task.id.int] if workflow.last_task is not None else -1,
         "data": registry.convert(registry.clean(workflow.data)),
         "success": workflow.success,
         "completed": workflow.completed,
         "correlations": workflow.correlations,
-        "events": registry.convert(workflow.bpmn_events),
-        "subprocesses": converter.mapping_to_dict(workflow.subprocesses),
     }
     head = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    text = f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
-    return zlib.compress(text.encode("utf-8"), 6)
+    return f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
 
 
 def load_state(blob: bytes, model: "ProcessModel", script_engine: Any) -> BpmnWorkflow:
@@ -117,23 +129,33 @@ def load_state(blob: bytes, model: "ProcessModel", script_engine: Any) -> BpmnWo
     document = json.loads(zlib.decompress(blob))
     if document.get("format") != STATE_FORMAT:
         raise ValueError(f"unknown workflow state format {document.get('format')!r}")
-    converter = _workflow_converter()
-    registry = converter.registry
+    registry = _workflow_converter().registry
     workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
                             script_engine=script_engine, deserializing=True)
+    _decode_workflow(document, workflow, registry)
+    workflow.bpmn_events = registry.restore(document["events"])
+    _decode_subprocesses(document["subprocesses"], workflow, workflow, registry)
+    return workflow
+
+
+def _decode_workflow(document: dict[str, Any], workflow: Any, registry: Any) -> None:
     workflow.tasks = {}
     ids = [UUID(hex=row[0]) for row in document["tasks"]]
-    specs = model.spec.task_specs
+    specs = workflow.spec.task_specs
+    top = getattr(workflow, "top_workflow", workflow)
     for row in document["tasks"]:
         task_id, parent, children, state, spec_name, triggered, changed, internal, data = row
-        task = Task(workflow, specs.get(spec_name), state=state, id=UUID(hex=task_id))
+        spec = specs.get(spec_name)
+        if spec is None:
+            raise ValueError(f"the state names task {spec_name!r}, which the model lacks")
+        task = Task(workflow, spec, state=state, id=UUID(hex=task_id))
         task._parent = ids[parent] if parent >= 0 else None
         task._children = [ids[child] for child in children]
         task.triggered = bool(triggered)
         task.last_state_change = changed
         task.internal_data = registry.restore(internal) if internal else {}
         if isinstance(task.task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
-            workflow.event_manager.add_task(task)
+            top.event_manager.add_task(task)
         if parent >= 0 and data == 1:
             task.data = {}
         elif parent >= 0:
@@ -152,6 +174,18 @@ def load_state(blob: bytes, model: "ProcessModel", script_engine: Any) -> BpmnWo
     workflow.success = document["success"]
     workflow.completed = document["completed"]
     workflow.correlations = document["correlations"]
-    workflow.bpmn_events = registry.restore(document["events"])
-    converter.subprocesses_from_dict(document["subprocesses"], workflow)
-    return workflow
+
+
+def _decode_subprocesses(documents: dict[str, Any], workflow: Any, top: BpmnWorkflow,
+                         registry: Any) -> None:
+    # Parents before children: a sub-process hangs off a task of an already built one.
+    for task in list(workflow.tasks.values()):
+        document = documents.pop(str(task.id), None)
+        if document is None or not isinstance(task.task_spec, SubWorkflowTask):
+            continue
+        spec = top.subprocess_specs.get(task.task_spec.spec)
+        sub = BpmnSubWorkflow(spec, task.id, top, deserializing=True)
+        _decode_workflow(document, sub, registry)
+        top.subprocesses[task.id] = sub
+        sub.completed_event.connect(task.task_spec._on_subworkflow_completed, task)
+        _decode_subprocesses(documents, sub, top, registry)
