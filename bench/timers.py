@@ -121,7 +121,7 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
         hexes = [task[0] for task in document["tasks"]]
         tasks = db.execute("SELECT id, step, role, agency, claimed_by, ready_at, due_at "
                            "FROM onestop_tasks WHERE dossier_id = ?", (dossier_id,)).fetchall()
-        timers = db.execute("SELECT id, step, due_at, sla FROM onestop_timers "
+        timers = db.execute("SELECT id, step, due_at FROM onestop_timers "
                             "WHERE dossier_id = ?", (dossier_id,)).fetchall()
         events = db.execute("SELECT at, kind, step, actor, agency, detail FROM onestop_events "
                             "WHERE dossier_id = ? ORDER BY id", (dossier_id,)).fetchall()
@@ -138,8 +138,8 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
                       f"VALUES ({placeholders})")
     insert_task = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, claimed_by, "
                    "ready_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-    insert_timer = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at, sla) "
-                    "VALUES (?, ?, ?, ?, ?)")
+    insert_timer = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at) "
+                    "VALUES (?, ?, ?, ?)")
     insert_event = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor, agency, "
                     "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
     sample: list[str] = []

@@ -848,8 +848,7 @@ def _progress_timers(dossier: _Context, instance: Instance, progress: _Progress,
         if timer.id not in known:
             due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at)
             instance.schedule(timer.id, due)
-            progress.new_timers.append({"id": timer.id, "step": timer.step.id, "due_at": due,
-                                        "sla": uses_sla(timer.expression)})
+            progress.new_timers.append({"id": timer.id, "step": timer.step.id, "due_at": due})
         elif sla_changed and uses_sla(timer.expression):
             due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at)
             if due != timer.due:

@@ -42,8 +42,8 @@ _INSERT_EVENT = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor,
                  " VALUES (?, ?, ?, ?, ?, ?, ?)")
 _INSERT_TASK = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, claimed_by, "
                 "ready_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_TIMER = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at, sla) "
-                 "VALUES (?, ?, ?, ?, ?)")
+_INSERT_TIMER = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at) "
+                 "VALUES (?, ?, ?, ?)")
 _DELETE_TIMER = "DELETE FROM onestop_timers WHERE id = ?"
 _RESCHEDULE_TIMER = "UPDATE onestop_timers SET due_at = ? WHERE id = ?"
 _COUNT_EVENTS = ("SELECT COUNT(*) FROM onestop_events WHERE dossier_id = ? AND kind = ? "
@@ -245,8 +245,7 @@ class HotPath:
     def insert_timers(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
             self._cursor.executemany(self._sql(_INSERT_TIMER), [
-                (r["id"], r["dossier_id"], r["step"], micros(r["due_at"]), int(r["sla"]))
-                for r in rows])
+                (r["id"], r["dossier_id"], r["step"], micros(r["due_at"])) for r in rows])
 
     def delete_timer(self, timer_id: str) -> bool:
         """Remove a timer; False when it was already gone (fired or cancelled)."""

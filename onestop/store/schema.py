@@ -162,11 +162,9 @@ timers = Table(
     Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
     Column("step", String(200), nullable=False),
     Column("due_at", Instant, nullable=True),
-    Column("sla", SmallInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 Index("ix_onestop_timers_due", timers.c.due_at)
-Index("ix_onestop_timers_dossier", timers.c.dossier_id)
 
 events = Table(
     "onestop_events", metadata,
