@@ -64,12 +64,32 @@ from uuid import UUID  # noqa: E402
 
 from onestop import VIETNAM_TZ, Engine, ManualClock, Officer  # noqa: E402
 from onestop.bpmn.runtime import Instance  # noqa: E402
+from onestop.bpmn.serialization import state_dictionary  # noqa: E402
 from onestop.library import Library, load_library  # noqa: E402
 from onestop.store.schema import from_micros, to_micros  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "tests" / "data" / "timers"
 PROCEDURE = "9.000002"                     # process "chased"
+_DICTIONARY: list[bytes] = []
+
+
+def _dictionary() -> bytes:
+    """The preset dictionary the engine compresses this model's states with."""
+    if not _DICTIONARY:
+        model = load_library(LIBRARY).models["chased"]
+        _DICTIONARY.append(state_dictionary(model.spec, model.subprocess_specs))
+    return _DICTIONARY[0]
+
+
+def _unpack(state: bytes) -> bytes:
+    unpacker = zlib.decompressobj(15, _dictionary())
+    return unpacker.decompress(state) + unpacker.flush()
+
+
+def _pack(text: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, _dictionary())
+    return packer.compress(text) + packer.flush()
 DESK = "AN-BINH-MC"
 OFFICER = Officer("tn.an", "Trần Ngọc An", {DESK: ["receiving_officer"]})
 APPLICANT = {"name": "Nguyễn Thị Hoa", "id_number": "079190001234",
@@ -115,7 +135,7 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
         row = db.execute(f"SELECT id, {', '.join(columns)}, state FROM onestop_dossiers "
                          f"WHERE code = ?", (code,)).fetchone()
         dossier_id, values, state = row[0], row[1:-1], row[-1]
-        text = zlib.decompress(state).decode("utf-8")
+        text = _unpack(state).decode("utf-8")
         document = json.loads(text)
         assert not document["subprocesses"], "cloning expects a process without sub-processes"
         hexes = [task[0] for task in document["tasks"]]
@@ -148,8 +168,8 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
     for n in range(copies):
         values, text, hexes, tasks, timers, events = templates[n % len(templates)]
         fresh = {h: UUID(int=rng.getrandbits(128), version=4).hex for h in hexes}
-        state = zlib.compress(_HEX.sub(lambda m, new=fresh: f'"{new.get(m[1], m[1])}"', text)
-                              .encode("utf-8"), 6)
+        state = _pack(_HEX.sub(lambda m, new=fresh: f'"{new.get(m[1], m[1])}"', text)
+                      .encode("utf-8"))
         seq += 1
         dossier_id = next_id + n
         code = f"{DESK}-{day}-{seq:04d}"
@@ -283,7 +303,7 @@ def naive_decode(path: Path) -> tuple[float, int]:
     found = 0
     for _id, state in db.execute("SELECT id, state FROM onestop_dossiers "
                                  "WHERE finished_at IS NULL"):
-        for task in json.loads(zlib.decompress(state))["tasks"]:
+        for task in json.loads(_unpack(state))["tasks"]:
             internal = task[7]
             if task[3] == WAITING and internal and internal.get("onestop_due") \
                     and datetime.fromisoformat(internal["onestop_due"]) <= now:

@@ -22,7 +22,7 @@ from ..errors import OnestopError, ProcessError
 from .extensions import StepInfo
 from .loader import ProcessModel
 from .sandbox import Sandbox
-from .serialization import dump_state, load_state
+from .serialization import dump_state, load_state, state_dictionary
 from .timers import timer_expression
 
 
@@ -50,6 +50,17 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
 _SANDBOX = Sandbox()
 SCRIPT_ENGINE = PythonScriptEngine(environment=_SandboxEnvironment(_SANDBOX))
+
+
+_DICTIONARIES: dict[str, bytes] = {}
+
+
+def _dictionary(model: ProcessModel) -> bytes:
+    found = _DICTIONARIES.get(model.spec_hash)
+    if found is None:
+        found = _DICTIONARIES[model.spec_hash] = state_dictionary(model.spec,
+                                                                  model.subprocess_specs)
+    return found
 
 
 def evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
@@ -107,11 +118,11 @@ class Instance:
     @classmethod
     def restore(cls, model: ProcessModel, state: bytes) -> "Instance":
         """Rebuild an instance from :meth:`dump`."""
-        return cls(model, load_state(state, model, SCRIPT_ENGINE))
+        return cls(model, load_state(state, model, SCRIPT_ENGINE, _dictionary(model)))
 
     def dump(self) -> bytes:
         """The instance state, without the model."""
-        return dump_state(self._workflow, self._encoded)
+        return dump_state(self._workflow, self._encoded, _dictionary(self.model))
 
     @property
     def completed(self) -> bool:

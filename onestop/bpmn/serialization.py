@@ -61,11 +61,24 @@ def _workflow_converter() -> BpmnWorkflowConverter:
 _SETTLED = TaskState.COMPLETED | TaskState.CANCELLED | TaskState.ERROR
 
 
-def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None = None) -> bytes:
+def state_dictionary(spec: Any, subprocess_specs: Any) -> bytes:
+    """A preset compression dictionary for one model's states: the task names its rows
+    repeat and the skeleton every state shares. Derived from the model alone, so the
+    same model always gives the same dictionary (zlib checks it on every load)."""
+    names = sorted({*spec.task_specs, *(n for sub in subprocess_specs.values()
+                                        for n in sub.task_specs)})
+    skeleton = ('"format":3,"events":[],"subprocesses":{"root":0,"last":,"data":{},'
+                '"success":true,"completed":false,"correlations":{},"tasks":[[')
+    return ("".join(f'"{name}",' for name in names) + skeleton).encode("utf-8")
+
+
+def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None = None,
+               dictionary: bytes | None = None) -> bytes:
     """The workflow's state (no spec), as compressed JSON.
 
     ``cache`` (kept by the caller between dumps of the same workflow) holds the encoded
     rows of settled tasks, so each command encodes only the tasks that can still change.
+    ``dictionary`` (:func:`state_dictionary` of the model) makes it about a sixth smaller.
     """
     registry = _workflow_converter().registry
     subprocesses = ",".join(f'"{task_id}":{_encode_workflow(sub, registry, cache)}'
@@ -75,7 +88,10 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
     top = _encode_workflow(workflow, registry, cache)
     text = (f'{{"format":{STATE_FORMAT},"events":{events},"subprocesses":{{{subprocesses}}},'
             f'{top[1:]}')
-    return zlib.compress(text.encode("utf-8"), 6)
+    if dictionary is None:
+        return zlib.compress(text.encode("utf-8"), 6)
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    return packer.compress(text.encode("utf-8")) + packer.flush()
 
 
 def _encode_workflow(workflow: Any, registry: Any,
@@ -124,9 +140,17 @@ def _encode_workflow(workflow: Any, registry: Any,
     return f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
 
 
-def load_state(blob: bytes, model: "ProcessModel", script_engine: Any) -> BpmnWorkflow:
+def load_state(blob: bytes, model: "ProcessModel", script_engine: Any,
+               dictionary: bytes | None = None) -> BpmnWorkflow:
     """Rebuild a workflow from :func:`dump_state` output and its model."""
-    document = json.loads(zlib.decompress(blob))
+    if len(blob) > 1 and blob[1] & 0x20:   # zlib header: compressed with a preset dictionary
+        if dictionary is None:
+            raise ValueError("the state was compressed with a dictionary; none was given")
+        unpacker = zlib.decompressobj(15, dictionary)
+        text = unpacker.decompress(blob) + unpacker.flush()
+    else:
+        text = zlib.decompress(blob)
+    document = json.loads(text)
     if document.get("format") != STATE_FORMAT:
         raise ValueError(f"unknown workflow state format {document.get('format')!r}")
     registry = _workflow_converter().registry
