@@ -112,6 +112,7 @@ class WorkingCalendar:
             inside[start + 1:end] = b"\x01" * (end - start - 1)
         self._inside = bytes(inside)
         self._day_offsets = [timedelta(days=n) for n in range(4 * 366)]
+        self._close = timedelta(seconds=self._ends[-1])
         self.first, self.last = first, last
         self._first_ordinal, self._last_ordinal = first.toordinal(), last.toordinal()
 
@@ -211,6 +212,13 @@ class WorkingCalendar:
                     gap = self._days[target] - ordinal
                     if 0 <= gap < len(self._day_offsets):
                         return instant + self._day_offsets[gap]
+            elif index is None and days > 0 \
+                    and self._first_ordinal <= ordinal <= self._last_ordinal:
+                # Received on a day off: counts from the next working day's first session,
+                # so N working days end at the close of the N-th working day.
+                target = bisect.bisect_left(self._days, ordinal) + days - 1
+                if target < len(self._days):
+                    return self._midnights[target] + self._close
         step = days * self.day_length if isinstance(days, int) \
             else int(Decimal(str(days)) * self.day_length)
         return self.from_axis(self.to_axis(instant) + step)
