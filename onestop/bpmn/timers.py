@@ -1,6 +1,6 @@
 """Timer events that wait for the engine, not for the wall clock.
 
-SpiffWorkflow's timer events read ``datetime.now()`` and compute their due instant in
+SpiffWorkflow's timer events read the wall clock and compute their due instant in
 calendar time. Here a timer event only says whether it has been fired: the engine works
 out its due instant (in working time unless the timer says ``clock="calendar"``, on the
 injected clock), stores it in an indexed table, and fires it from

@@ -73,18 +73,12 @@ def _json(value: Any) -> str | None:
                                                   separators=(",", ":"))
 
 
-class TaskRow:
-    """An open task, its dossier, and the acting officer's standing, from one query."""
+class DossierRow:
+    """A dossier's columns, for a command that starts from the dossier (a timer)."""
 
-    __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at", "task_due_at",
-                 *_DOSSIER_COLUMNS, "officer_id", "held_role")
-    task_id: str
-    step: str
-    role: str
-    agency: str
-    claimed_by: str | None
-    ready_at: datetime
-    task_due_at: datetime | None
+    __slots__ = _DOSSIER_COLUMNS
+    #: The columns of the query that fills the row, in order.
+    FIELDS: tuple[str, ...] = _DOSSIER_COLUMNS
     id: int
     code: str
     procedure: str
@@ -102,56 +96,43 @@ class TaskRow:
     version: int
     info: dict[str, Any]
     state: bytes | None
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        for name, value in zip(self.FIELDS, values, strict=True):
+            setattr(self, name, value)
+        self.received_at = instant(self.received_at)
+        self.finished_at = instant(self.finished_at)
+        self.appointment_at = instant(self.appointment_at)
+        self.paused_at = instant(self.paused_at)
+        self.info = json.loads(self.info)
+        self.state = bytes(self.state) if self.state is not None else None
+
+    def dossier(self) -> dict[str, Any]:
+        """The dossier columns, by name."""
+        return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
+
+
+class TaskRow(DossierRow):
+    """An open task, its dossier, and the acting officer's standing, from one query."""
+
+    __slots__ = ("task_id", "step", "role", "agency", "claimed_by", "ready_at", "task_due_at",
+                 "officer_id", "held_role")
+    FIELDS = ("task_id", "step", "role", "agency", "claimed_by", "ready_at", "task_due_at",
+              *_DOSSIER_COLUMNS, "officer_id", "held_role")
+    task_id: str
+    step: str
+    role: str
+    agency: str
+    claimed_by: str | None
+    ready_at: datetime
+    task_due_at: datetime | None
     officer_id: str | None
     held_role: str | None
 
     def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
-            setattr(self, name, value)
+        super().__init__(values)
         self.ready_at = instant(self.ready_at)
         self.task_due_at = instant(self.task_due_at)
-        _decode_dossier(self)
-
-    def dossier(self) -> dict[str, Any]:
-        """The dossier columns, by name."""
-        return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
-
-
-class DossierRow:
-    """A dossier's columns, for a command that starts from the dossier (a timer)."""
-
-    __slots__ = _DOSSIER_COLUMNS
-    id: int
-    code: str
-    procedure: str
-    spec_id: int
-    status: int
-    desk_agency: str
-    resolving_agency: str
-    regime: str
-    appointment_at: datetime | None
-    paused_at: datetime | None
-    version: int
-    info: dict[str, Any]
-    state: bytes | None
-
-    def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
-            setattr(self, name, value)
-        _decode_dossier(self)
-
-    def dossier(self) -> dict[str, Any]:
-        """The dossier columns, by name."""
-        return {name: getattr(self, name) for name in _DOSSIER_COLUMNS}
-
-
-def _decode_dossier(row: Any) -> None:
-    row.received_at = instant(row.received_at)
-    row.finished_at = instant(row.finished_at)
-    row.appointment_at = instant(row.appointment_at)
-    row.paused_at = instant(row.paused_at)
-    row.info = json.loads(row.info)
-    row.state = bytes(row.state) if row.state is not None else None
 
 
 class OpenTaskRow:
