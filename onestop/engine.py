@@ -459,10 +459,7 @@ class Engine:
     def history(self, code: str) -> list[Event]:
         """Every event of a dossier, oldest first."""
         with self._store.read() as tx:
-            row = self._dossier_row(tx, code)
-            return [Event(dossier_code=row.code, at=_local(e.at), kind=EventKind(e.kind),
-                          step=e.step, actor=e.actor, agency=e.agency, detail=e.detail or {})
-                    for e in tx.events(row.id)]
+            return self._history(tx, self._dossier_row(tx, code))
 
     def sla(self, code: str, *, due_soon: str | Duration | None = None) -> SlaReport:
         """Where a dossier and each of its steps stand against their deadlines: finished
@@ -473,8 +470,7 @@ class Engine:
         something must be to count as due soon."""
         with self._store.read() as tx:
             row = self._dossier_row(tx, code)
-            events = [(e.at, e.kind, e.step, e.actor, e.agency, e.detail)
-                      for e in tx.events(row.id)]
+            events = self._history(tx, row)
         try:
             threshold = self.due_soon if due_soon is None else \
                 (due_soon if isinstance(due_soon, Duration) else Duration.parse(due_soon))
@@ -482,11 +478,13 @@ class Engine:
             raise InvalidInput(f"due_soon: {exc}") from None
         return self._assess(row.code, row.desk_agency, events, self.clock.now(), threshold)
 
-    def _assess(self, code: str, desk: str, rows: Sequence[tuple[Any, ...]], now: datetime,
+    @staticmethod
+    def _history(tx: Tx, row: Any) -> list[Event]:
+        return _entries(row.code, ((e.at, e.kind, e.step, e.actor, e.agency, e.detail)
+                                   for e in tx.events(row.id)))
+
+    def _assess(self, code: str, desk: str, events: Sequence[Event], now: datetime,
                 due_soon: Duration | None = None) -> SlaReport:
-        events = [Event(dossier_code=code, at=_local(at), kind=EventKind(kind), step=step,
-                        actor=actor, agency=agency, detail=detail or {})
-                  for at, kind, step, actor, agency, detail in rows]
         return assess(code, events, _local(now), self.library.calendars, desk,
                       due_soon or self.due_soon)
 
@@ -565,35 +563,19 @@ class Engine:
             self._instances.popitem(last=False)
 
     def _task(self, tx: Tx, row: Any) -> Task:
-        step = _find_step(self._model(tx, row.spec_id), row.step)
-        return Task(id=row.id, dossier_code=row.dossier_code, step=row.step,
-                    name=step.name if step else row.step, role=row.role, agency=row.agency,
-                    ready_at=_local(row.ready_at), claimed_by=row.claimed_by,
-                    form=step.form if step else (),
-                    due_at=_local(row.due_at) if row.due_at else None)
+        return _open_task(self._model(tx, row.spec_id), row.id, row.dossier_code, row,
+                          row.claimed_by, row.due_at)
 
     @staticmethod
     def _task_of(model: ProcessModel, row: TaskRow, *, claimed_by: str | None) -> Task:
-        step = _find_step(model, row.step)
-        return Task(id=row.task_id, dossier_code=row.code, step=row.step,
-                    name=step.name if step else row.step, role=row.role, agency=row.agency,
-                    ready_at=_local(row.ready_at), claimed_by=claimed_by,
-                    form=step.form if step else (),
-                    due_at=_local(row.task_due_at) if row.task_due_at else None)
+        return _open_task(model, row.task_id, row.code, row, claimed_by, row.task_due_at)
 
     def _snapshot(self, row: Mapping[str, Any], open_rows: Sequence[Any],
                   model: ProcessModel) -> Dossier:
         proc = self.library.catalog.procedures.get(row["procedure"])
         info = row["info"]
-        open_tasks = []
-        for task in open_rows:
-            step = _find_step(model, task.step)
-            open_tasks.append(Task(id=task.id, dossier_code=row["code"], step=task.step,
-                                   name=step.name if step else task.step, role=task.role,
-                                   agency=task.agency, ready_at=_local(task.ready_at),
-                                   claimed_by=task.claimed_by,
-                                   form=step.form if step else (),
-                                   due_at=_local(task.due_at) if task.due_at else None))
+        open_tasks = [_open_task(model, task.id, row["code"], task, task.claimed_by,
+                                 task.due_at) for task in open_rows]
         return Dossier(
             code=row["code"], procedure=row["procedure"],
             procedure_name=proc.name if proc else row["procedure"],
@@ -663,7 +645,8 @@ class _Context:
         if self._responsible is None:
             found = None
             if self.dossier_id is not None:
-                found = self.engine._assess(self.code, self.desk, self.tx.events(self.dossier_id),
+                events = _entries(self.code, self.tx.events(self.dossier_id))
+                found = self.engine._assess(self.code, self.desk, events,
                                             self.now).responsible_agency(self.now)
             self._responsible = found or self.resolver
         return self._responsible
@@ -855,6 +838,24 @@ def _progress_timers(dossier: _Context, instance: Instance, progress: _Progress,
                 instance.schedule(timer.id, due)
                 progress.rescheduled.append((timer.id, due))
     progress.gone_timers = sorted(known - {t.id for t in waiting})
+
+
+def _entries(code: str, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
+    """Event-log rows ``(at, kind, step, actor, agency, detail)`` as public events."""
+    return [Event(dossier_code=code, at=_local(at), kind=EventKind(kind), step=step,
+                  actor=actor, agency=agency, detail=detail or {})
+            for at, kind, step, actor, agency, detail in rows]
+
+
+def _open_task(model: ProcessModel, task_id: str, dossier_code: str, row: Any,
+               claimed_by: str | None, due_at: datetime | None) -> Task:
+    """A public Task from any open-task row (``step``, ``role``, ``agency``, ``ready_at``)."""
+    step = _find_step(model, row.step)
+    return Task(id=task_id, dossier_code=dossier_code, step=row.step,
+                name=step.name if step else row.step, role=row.role, agency=row.agency,
+                ready_at=_local(row.ready_at), claimed_by=claimed_by,
+                form=step.form if step else (),
+                due_at=_local(due_at) if due_at else None)
 
 
 def _find_step(model: ProcessModel, step_id: str) -> StepInfo | None:
