@@ -3,26 +3,34 @@
 A catalogue is a JSON file (UTF-8)::
 
     {
+      "$schema": "./catalog.schema.json",
       "schema": "onestop-catalog/1",
-      "agencies": [{"code": "H12.XA-AN-BINH", "name": "UBND xã An Bình", "level": "commune"}],
+      "agencies": [{"code": "H12.XA-AN-BINH", "name": "UBND xã An Bình", "level": "commune",
+                    "kind": "resolver"}],
       "procedures": [{
         "code": "2.000815", "name": "Chứng thực bản sao từ bản chính",
         "field": "Chứng thực", "level": "commune",
         "agency": "H12.XA-AN-BINH", "process": "standard", "legal_time": "same_day",
+        "fees": [{"name": "Phí chứng thực bản sao", "amount": 2000, "note": "mỗi trang"}],
+        "regime_overrides": {"*": {"transfer_cutoff": "15:00"}},
         "components": [{"code": "ban-chinh", "name": "Bản chính giấy tờ",
-                        "required": true, "must_digitize": true}]
+                        "required": true, "must_digitize": true, "reusable": false}]
       }]
     }
 
-Loading validates every entry and raises :class:`~onestop.errors.CatalogError` naming
-the file, the entry and the field at fault.
+``processes/catalog.schema.json`` is the same format as a JSON Schema (draft 2020-12) and
+``docs/catalog.md`` describes it field by field. Loading validates every entry and raises
+:class:`~onestop.errors.CatalogError` naming the file, the entry and the field at fault.
+Whether the regimes that ``regime_overrides`` name exist is checked once the regimes are
+loaded too (:func:`onestop.sla.check_regime_overrides`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -33,11 +41,22 @@ from .errors import CatalogError, UnknownAgency, UnknownProcedure
 SCHEMA = "onestop-catalog/1"
 LEVELS = ("province", "commune", "district", "ministry")
 SERVICE_MODES = ("full_online", "partial_online", "in_person")
+#: What an agency is, when the catalogue says: one-stop desk, resolving agency, consulted
+#: agency, postal service.
+AGENCY_KINDS = ("desk", "resolver", "consulted", "postal")
 #: Agency slots every process may use in lanes: the receiving desk and the resolver.
 BUILTIN_SLOTS = ("desk", "resolver", "responsible")
 
-_PROCEDURE_CODE = re.compile(r"^\d\.\d{6}(\.[0-9A-Za-z.]+)?$")
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Matched whole (fullmatch): a code with a trailing newline is not a code.
+_PROCEDURE_CODE = re.compile(r"\d\.\d{6}(\.[0-9A-Za-z.]+)?")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PROCEDURE_KEYS = {"code", "name", "field", "level", "agency", "process", "legal_time",
+                   "components", "agencies", "service_mode", "boundary_free", "fees",
+                   "regime_overrides", "desks"}
+_PROCEDURE_REQUIRED = {"code", "name", "field", "level", "agency", "process", "legal_time",
+                       "components"}
+_COMPONENT_KEYS = {"code", "name", "required", "must_digitize", "reusable"}
+_FEE_KEYS = {"name", "amount", "note"}
 
 
 @dataclass(frozen=True)
@@ -47,16 +66,32 @@ class Agency:
     code: str
     name: str
     level: str
+    #: "desk", "resolver", "consulted" or "postal"; None when the catalogue does not say.
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
 class Component:
-    """A dossier component (thành phần hồ sơ)."""
+    """A dossier component (thành phần hồ sơ).
+
+    ``reusable``: the state already holds this data (for example citizen identity in the
+    national population database), so it is re-used rather than asked for and digitized
+    again."""
 
     code: str
     name: str
     required: bool = True
     must_digitize: bool = True
+    reusable: bool = False
+
+
+@dataclass(frozen=True)
+class Fee:
+    """A fee or charge (lệ phí / phí) of a procedure, in whole VND."""
+
+    name: str
+    amount: int
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,9 +106,16 @@ class Procedure:
     process: str
     legal_time: Duration
     components: tuple[Component, ...]
-    agencies: Mapping[str, str] = field(default_factory=dict)
+    agencies: Mapping[str, str] = _field(default_factory=dict)
     service_mode: str = "partial_online"
     boundary_free: bool = False
+    fees: tuple[Fee, ...] = ()
+    #: Regime code or "*" -> rule name -> parsed value (``datetime.time`` for
+    #: transfer_cutoff, ``Duration`` for apology_lead, str, int).
+    regime_overrides: Mapping[str, Mapping[str, Any]] = _field(
+        default_factory=lambda: MappingProxyType({}))
+    #: Agencies (desks) that receive it; empty when boundary-free or not stated.
+    desks: tuple[str, ...] = ()
 
     def component(self, code: str) -> Component | None:
         """The component with this code, if the procedure has it."""
@@ -81,6 +123,19 @@ class Procedure:
             if comp.code == code:
                 return comp
         return None
+
+    @property
+    def fee_total(self) -> int:
+        """All fees together, in VND (0: free of charge)."""
+        return sum(fee.amount for fee in self.fees)
+
+    def effective_regime(self, regime: Any) -> Any:
+        """``regime`` (a :class:`onestop.sla.Regime`) with this procedure's overrides."""
+        if not self.regime_overrides:
+            return regime
+        from .sla import effective_regime
+
+        return effective_regime(regime, self.regime_overrides)
 
 
 class Catalog:
@@ -135,7 +190,11 @@ def parse_catalog(data: Any, source: str | None = None) -> Catalog:
     """Validate an already-decoded catalogue document."""
     if not isinstance(data, dict):
         raise CatalogError("the document must be a JSON object", file=source)
-    _check_keys(data, {"schema", "agencies", "procedures"}, {"procedures"}, source, None)
+    _check_keys(data, {"$schema", "schema", "agencies", "procedures"}, {"procedures"},
+                source, None)
+    if not isinstance(data.get("$schema", ""), str):
+        raise CatalogError("must be the path or URL of the JSON Schema (text)", file=source,
+                           field="$schema")
     if data.get("schema", SCHEMA) != SCHEMA:
         raise CatalogError(f"unsupported schema {data.get('schema')!r}; expected {SCHEMA!r}",
                            file=source, field="schema")
@@ -144,9 +203,9 @@ def parse_catalog(data: Any, source: str | None = None) -> Catalog:
         entry = f"agencies[{index}]"
         if not isinstance(raw, dict):
             raise CatalogError("must be an object", file=source, entry=entry)
-        _check_keys(raw, {"code", "name", "level"}, {"code", "name"}, source, entry)
         code = _slug(raw, "code", source, entry)
         entry = f"agencies[{index}] ({code})"
+        _check_keys(raw, {"code", "name", "level", "kind"}, {"code", "name"}, source, entry)
         if code in agencies:
             raise CatalogError(f"duplicate agency code {code!r}", file=source, entry=entry,
                                field="code")
@@ -154,7 +213,11 @@ def parse_catalog(data: Any, source: str | None = None) -> Catalog:
         if level not in LEVELS:
             raise CatalogError(f"must be one of {', '.join(LEVELS)}; got {level!r}",
                                file=source, entry=entry, field="level")
-        agencies[code] = Agency(code, _text(raw, "name", source, entry), level)
+        kind = raw.get("kind")
+        if kind is not None and kind not in AGENCY_KINDS:
+            raise CatalogError(f"must be one of {', '.join(AGENCY_KINDS)} or null; "
+                               f"got {kind!r}", file=source, entry=entry, field="kind")
+        agencies[code] = Agency(code, _text(raw, "name", source, entry), level, kind)
 
     procedures: dict[str, Procedure] = {}
     for index, raw in enumerate(_list(data["procedures"], source, None, "procedures")):
@@ -171,16 +234,12 @@ def _procedure(raw: Any, index: int, agencies: Mapping[str, Agency],
     entry = f"procedures[{index}]"
     if not isinstance(raw, dict):
         raise CatalogError("must be an object", file=source, entry=entry)
-    allowed = {"code", "name", "field", "level", "agency", "process", "legal_time",
-               "components", "agencies", "service_mode", "boundary_free"}
-    required = {"code", "name", "field", "level", "agency", "process", "legal_time",
-                "components"}
     code = raw.get("code")
-    if not isinstance(code, str) or not _PROCEDURE_CODE.match(code):
+    if not isinstance(code, str) or not _PROCEDURE_CODE.fullmatch(code):
         raise CatalogError(f"must be a national procedure code such as '1.001193'; "
                            f"got {code!r}", file=source, entry=entry, field="code")
     entry = f"procedures[{index}] ({code})"
-    _check_keys(raw, allowed, required, source, entry)
+    _check_keys(raw, _PROCEDURE_KEYS, _PROCEDURE_REQUIRED, source, entry)
     level = raw["level"]
     if level not in LEVELS:
         raise CatalogError(f"must be one of {', '.join(LEVELS)}; got {level!r}",
@@ -199,25 +258,61 @@ def _procedure(raw: Any, index: int, agencies: Mapping[str, Agency],
         raise CatalogError("must map slot names to agency codes", file=source, entry=entry,
                            field="agencies")
     for slot, target in extra.items():
-        if slot in BUILTIN_SLOTS or not _SLUG.match(str(slot)):
+        if slot in BUILTIN_SLOTS or not _SLUG.fullmatch(str(slot)):
             raise CatalogError(f"slot {slot!r} is reserved or not a simple name",
                                file=source, entry=entry, field=f"agencies.{slot}")
-        if target not in agencies:
+        if not isinstance(target, str) or target not in agencies:
             raise CatalogError(f"agency {target!r} is not listed under 'agencies'",
                                file=source, entry=entry, field=f"agencies.{slot}")
         slots[str(slot)] = target
+    components = _components(raw["components"], source, entry)
+    mode = raw.get("service_mode", "partial_online")
+    if mode not in SERVICE_MODES:
+        raise CatalogError(f"must be one of {', '.join(SERVICE_MODES)}; got {mode!r}",
+                           file=source, entry=entry, field="service_mode")
+    boundary_free = raw.get("boundary_free", False)
+    if not isinstance(boundary_free, bool):
+        raise CatalogError(f"must be true or false; got {boundary_free!r}", file=source,
+                           entry=entry, field="boundary_free")
+    desks: tuple[str, ...] = ()
+    if "desks" in raw:
+        if boundary_free:
+            raise CatalogError("a boundary-free procedure is received at any desk: remove "
+                               "'desks' or set 'boundary_free' to false", file=source,
+                               entry=entry, field="desks")
+        desks = _desks(raw["desks"], agencies, source, entry)
+    return Procedure(
+        code=code,
+        name=_text(raw, "name", source, entry),
+        field=_text(raw, "field", source, entry),
+        level=level,
+        agency=agency,
+        process=_slug(raw, "process", source, entry),
+        legal_time=legal_time,
+        components=components,
+        agencies=MappingProxyType(slots),
+        service_mode=mode,
+        boundary_free=boundary_free,
+        fees=_fees(raw.get("fees", []), source, entry),
+        regime_overrides=_regime_overrides(raw.get("regime_overrides", {}), source, entry),
+        desks=desks,
+    )
+
+
+def _components(value: Any, source: str | None, entry: str) -> tuple[Component, ...]:
     components = []
     seen: set[str] = set()
-    for cindex, craw in enumerate(_list(raw["components"], source, entry, "components")):
+    for cindex, craw in enumerate(_list(value, source, entry, "components")):
         cfield = f"components[{cindex}]"
         if not isinstance(craw, dict):
             raise CatalogError("must be an object", file=source, entry=entry, field=cfield)
         for key in craw:
-            if key not in {"code", "name", "required", "must_digitize"}:
-                raise CatalogError(f"unknown key {key!r}", file=source, entry=entry,
-                                   field=f"{cfield}.{key}")
+            if key not in _COMPONENT_KEYS:
+                raise CatalogError(f"unknown key {key!r} (allowed: "
+                                   f"{', '.join(sorted(_COMPONENT_KEYS))})", file=source,
+                                   entry=entry, field=f"{cfield}.{key}")
         ccode = craw.get("code")
-        if not isinstance(ccode, str) or not _SLUG.match(ccode):
+        if not isinstance(ccode, str) or not _SLUG.fullmatch(ccode):
             raise CatalogError(f"must be a short code of letters, digits, '-', '_' or '.'; "
                                f"got {ccode!r}", file=source, entry=entry,
                                field=f"{cfield}.code")
@@ -230,45 +325,107 @@ def _procedure(raw: Any, index: int, agencies: Mapping[str, Agency],
             raise CatalogError("must be non-empty text", file=source, entry=entry,
                                field=f"{cfield}.name")
         flags = {}
-        for flag in ("required", "must_digitize"):
-            value = craw.get(flag, True)
+        for flag, default in (("required", True), ("must_digitize", True),
+                              ("reusable", False)):
+            value = craw.get(flag, default)
             if not isinstance(value, bool):
                 raise CatalogError(f"must be true or false; got {value!r}", file=source,
                                    entry=entry, field=f"{cfield}.{flag}")
             flags[flag] = value
         components.append(Component(ccode, cname, **flags))
-    mode = raw.get("service_mode", "partial_online")
-    if mode not in SERVICE_MODES:
-        raise CatalogError(f"must be one of {', '.join(SERVICE_MODES)}; got {mode!r}",
-                           file=source, entry=entry, field="service_mode")
-    boundary_free = raw.get("boundary_free", False)
-    if not isinstance(boundary_free, bool):
-        raise CatalogError(f"must be true or false; got {boundary_free!r}", file=source,
-                           entry=entry, field="boundary_free")
-    return Procedure(
-        code=code,
-        name=_text(raw, "name", source, entry),
-        field=_text(raw, "field", source, entry),
-        level=level,
-        agency=agency,
-        process=_slug(raw, "process", source, entry),
-        legal_time=legal_time,
-        components=tuple(components),
-        agencies=MappingProxyType(slots),
-        service_mode=mode,
-        boundary_free=boundary_free,
-    )
+    return tuple(components)
+
+
+def _fees(value: Any, source: str | None, entry: str) -> tuple[Fee, ...]:
+    fees = []
+    for findex, fraw in enumerate(_list(value, source, entry, "fees")):
+        ffield = f"fees[{findex}]"
+        if not isinstance(fraw, dict):
+            raise CatalogError("must be an object with 'name' and 'amount'", file=source,
+                               entry=entry, field=ffield)
+        _check_keys(fraw, _FEE_KEYS, {"name", "amount"}, source, entry, prefix=ffield)
+        name = fraw["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise CatalogError(f"must be non-empty text; got {name!r}", file=source,
+                               entry=entry, field=f"{ffield}.name")
+        amount = fraw["amount"]
+        # JSON Schema counts 2000.0 as an integer; so do we. true/false are not amounts.
+        whole = isinstance(amount, int) or (isinstance(amount, float) and amount.is_integer())
+        if isinstance(amount, bool) or not whole or amount < 0:
+            raise CatalogError(f"must be a whole number of VND >= 0 (0: free); got "
+                               f"{amount!r}", file=source, entry=entry,
+                               field=f"{ffield}.amount")
+        note = fraw.get("note")
+        if "note" in fraw and (not isinstance(note, str) or not note.strip()):
+            raise CatalogError(f"must be non-empty text; got {note!r}", file=source,
+                               entry=entry, field=f"{ffield}.note")
+        fees.append(Fee(name, int(amount), note))
+    return tuple(fees)
+
+
+def _regime_overrides(value: Any, source: str | None,
+                      entry: str) -> Mapping[str, Mapping[str, Any]]:
+    # sla imports this module; import its rule parser when a catalogue is read.
+    from .sla import OVERRIDABLE_FIELDS, parse_regime_field
+
+    if not isinstance(value, dict):
+        raise CatalogError("must map regime codes (or '*' for every regime) to rules",
+                           file=source, entry=entry, field="regime_overrides")
+    parsed: dict[str, Mapping[str, Any]] = {}
+    for regime, rules in value.items():
+        rfield = f"regime_overrides.{regime}"
+        if regime != "*" and not _SLUG.fullmatch(regime):
+            raise CatalogError("must be '*' or a regime code such as 'ND118-2025'",
+                               file=source, entry=entry, field=rfield)
+        if not isinstance(rules, dict):
+            raise CatalogError(f"must be an object with any of {', '.join(OVERRIDABLE_FIELDS)}",
+                               file=source, entry=entry, field=rfield)
+        typed: dict[str, Any] = {}
+        for key, rule in rules.items():
+            if key not in OVERRIDABLE_FIELDS:
+                raise CatalogError(f"unknown key {key!r} (allowed: "
+                                   f"{', '.join(OVERRIDABLE_FIELDS)})", file=source,
+                                   entry=entry, field=f"{rfield}.{key}")
+            try:
+                typed[key] = parse_regime_field(key, rule)
+            except ValueError as exc:
+                raise CatalogError(str(exc), file=source, entry=entry,
+                                   field=f"{rfield}.{key}") from None
+        parsed[regime] = MappingProxyType(typed)
+    return MappingProxyType(parsed)
+
+
+def _desks(value: Any, agencies: Mapping[str, Agency], source: str | None,
+           entry: str) -> tuple[str, ...]:
+    desks = _list(value, source, entry, "desks")
+    if not desks:
+        raise CatalogError("must list at least one desk agency (or leave 'desks' out)",
+                           file=source, entry=entry, field="desks")
+    for dindex, desk in enumerate(desks):
+        dfield = f"desks[{dindex}]"
+        if not isinstance(desk, str) or desk not in agencies:
+            raise CatalogError(f"agency {desk!r} is not listed under 'agencies'",
+                               file=source, entry=entry, field=dfield)
+        kind = agencies[desk].kind
+        if kind not in (None, "desk"):
+            raise CatalogError(f"agency {desk!r} is a {kind} agency, not a desk",
+                               file=source, entry=entry, field=dfield)
+        if desk in desks[:dindex]:
+            raise CatalogError(f"duplicate desk {desk!r}", file=source, entry=entry,
+                               field=dfield)
+    return tuple(desks)
 
 
 def _check_keys(raw: dict[str, Any], allowed: set[str], required: set[str],
-                source: str | None, entry: str | None) -> None:
+                source: str | None, entry: str | None, prefix: str = "") -> None:
+    dot = f"{prefix}." if prefix else ""
     for key in raw:
         if key not in allowed:
             raise CatalogError(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})",
-                               file=source, entry=entry, field=key)
+                               file=source, entry=entry, field=f"{dot}{key}")
     for key in sorted(required):
         if key not in raw:
-            raise CatalogError("is required", file=source, entry=entry, field=key)
+            raise CatalogError("is required", file=source, entry=entry, field=f"{dot}{key}")
 
 
 def _list(value: Any, source: str | None, entry: str | None, name: str) -> list[Any]:
@@ -287,7 +444,7 @@ def _text(raw: dict[str, Any], key: str, source: str | None, entry: str | None) 
 
 def _slug(raw: dict[str, Any], key: str, source: str | None, entry: str | None) -> str:
     value = raw.get(key)
-    if not isinstance(value, str) or not _SLUG.match(value):
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
         raise CatalogError(f"must be a code of letters, digits, '.', '-' or '_'; "
                            f"got {value!r}", file=source, entry=entry, field=key)
     return value

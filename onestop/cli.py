@@ -36,17 +36,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed.add_argument("--end", required=True)
     elapsed.add_argument("--agency", default=None)
     elapsed.add_argument("--calendars", default=None)
+    lint = commands.add_parser(
+        "lint", help="check BPMN models: one line per finding, FILE:ELEMENT: severity: message")
+    lint.add_argument("paths", nargs="+", help="BPMN files or folders")
+    lint.add_argument("--catalog", default=None,
+                      help="catalogue whose processes get the one-stop rules as errors "
+                           "(default: catalog.json next to each file)")
+    importer = commands.add_parser(
+        "import-procedure", help="turn an internal-procedure table (CSV) into a BPMN model")
+    importer.add_argument("table", help="the table, in the shape provinces publish")
+    importer.add_argument("-o", "--output", required=True, help="the .bpmn file to write")
+    importer.add_argument("--process-id", default=None,
+                          help="id of the main process (default: procedure_CODE)")
+    exporter = commands.add_parser(
+        "export-procedure", help="write the internal-procedure table a model encodes")
+    exporter.add_argument("model", help="a .bpmn file made by import-procedure or drawn alike")
+    exporter.add_argument("-o", "--output", default=None, help="CSV file (default: stdout)")
     args = parser.parse_args(argv)
+    if args.command == "lint":
+        return _lint(args)
     try:
         if args.command == "demo":
             from .demo import run_demo
             run_demo(args.db, sys.stdout, library=args.library)
         elif args.command == "calendar":
             print(_calendar(args))
+        elif args.command == "import-procedure":
+            _import(args)
+        elif args.command == "export-procedure":
+            _export(args)
     except OnestopError as exc:
         print(f"onestop: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from .modeling.lint import ERROR, lint
+
+    findings = lint(args.paths, catalog=args.catalog)
+    for finding in findings:
+        print(finding)
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    print(f"{errors} error(s), {len(findings) - errors} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _import(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .modeling.table import agency_slots, model_from_table, read_table
+
+    table = read_table(args.table)
+    data = model_from_table(table, args.process_id)
+    Path(args.output).write_bytes(data)
+    print(f"wrote {args.output}: {table.code} {table.name}, {len(table.steps)} steps")
+    extra = {a: s for a, s in agency_slots(table).items() if s not in ("desk", "resolver")}
+    for agency, slot in agency_slots(table).items():
+        print(f"  lane {agency!r}: agency slot {slot!r}")
+    if extra:
+        print("map the other slots to catalogue agencies in the procedure's \"agencies\", "
+              "e.g. " + ", ".join(f'"{s}": "AGENCY-CODE"' for s in extra.values()))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .modeling.table import table_from_model, write_table
+
+    text = write_table(table_from_model(args.model))
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
 
 
 def _calendar(args: argparse.Namespace) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .bpmn import Instance, ProcessModel, StepInfo, WaitingTimer, evaluate, model_from_body
+from .bpmn.runtime import Connector, script_engine
 from .bpmn.timers import IsoDuration, literal, read_value, uses_sla
 from .clock import VIETNAM_TZ, Clock, SystemClock
 from .duration import Duration
@@ -79,12 +80,15 @@ class Engine:
     BPMN files with its ``catalog.json`` (default: the library shipped with onestop) or
     an already loaded :class:`~onestop.library.Library`. ``clock`` tells the time (default:
     the system clock); pass a :class:`~onestop.clock.ManualClock` in tests and
-    simulations.
+    simulations. ``connectors`` maps the connector names the models' service tasks call
+    (e.g. ``"payment.confirm"``) to functions: each gets a copy of the dossier's process
+    data and returns a mapping merged into it (or None).
     """
 
     def __init__(self, database: str = "onestop.db", *, library: str | Path | Library | None = None,
                  clock: Clock | None = None, durability: str = "full",
-                 cache_size: int = 512, due_soon: str | Duration = "1wd") -> None:
+                 cache_size: int = 512, due_soon: str | Duration = "1wd",
+                 connectors: Mapping[str, Connector] | None = None) -> None:
         self.clock: Clock = clock or SystemClock()
         try:
             self.due_soon = due_soon if isinstance(due_soon, Duration) \
@@ -92,6 +96,13 @@ class Engine:
         except ValueError as exc:
             raise InvalidInput(f"due_soon: {exc}") from None
         self.library = library if isinstance(library, Library) else load_library(library)
+        for model in self.library.models.values():
+            for name, element in model.connectors().items():
+                if name not in (connectors or {}):
+                    raise ModelError(f"service task calls connector {name!r}, which is not "
+                                     f"registered: pass Engine(connectors={{{name!r}: ...}})",
+                                     file=model.file, element=element)
+        self._script = script_engine(connectors)
         self._store = Store(database, durability=durability)
         self._models: dict[int, ProcessModel] = {}
         self._spec_ids: dict[str, int] = {}
@@ -197,8 +208,8 @@ class Engine:
             instance, passed = Instance.start(model, {
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
-            })
-            regime = self._regimes().at(now)
+            }, self._script)
+            regime = proc.effective_regime(self._regimes().at(now))
             context = _Context(self, code, desk, resolver, proc.agencies,
                                DossierStatus.NEWLY_REGISTERED, regime.code, proc.code,
                                None, None, None, tx, now)
@@ -549,7 +560,7 @@ class Engine:
         if cached is not None and cached[0] == row.version:
             self._instances.move_to_end(row.id)
             return cached[1]
-        return Instance.restore(model, row.state)
+        return Instance.restore(model, row.state, self._script)
 
     def _regimes(self) -> Regimes:
         if self.library.regimes is None:
@@ -619,7 +630,9 @@ class _Context:
 
     @property
     def regime(self) -> Regime:
-        return self.engine._regimes().get(self.regime_code)
+        regime = self.engine._regimes().get(self.regime_code)
+        proc = self.engine.library.catalog.procedures.get(self.procedure)
+        return proc.effective_regime(regime) if proc is not None else regime
 
     @property
     def legal_time(self) -> Duration | None:

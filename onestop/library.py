@@ -18,7 +18,7 @@ from .bpmn import ProcessModel, load_models
 from .calendar import Calendars, load_calendars
 from .catalog import BUILTIN_SLOTS, Catalog, Procedure, load_catalog
 from .errors import CatalogError, ModelError
-from .sla import Regimes, load_regimes
+from .sla import Regimes, check_regime_overrides, load_regimes
 
 CATALOG_FILE = "catalog.json"
 CALENDARS_FILE = "calendars.json"
@@ -66,8 +66,9 @@ def load_library(path: str | Path | None = None, *, catalog: str | Path | None =
     regimes_path = root / REGIMES_FILE
     if not regimes_path.is_file():
         regimes_path = default_library_path() / REGIMES_FILE
-    return Library(MappingProxyType(dict(models)), loaded, root, calendars,
-                   load_regimes(regimes_path))
+    regimes = load_regimes(regimes_path)
+    check_regime_overrides(loaded, regimes)
+    return Library(MappingProxyType(dict(models)), loaded, root, calendars, regimes)
 
 
 def check_library(models: Mapping[str, ProcessModel], catalog: Catalog) -> None:

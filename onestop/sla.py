@@ -8,7 +8,8 @@ and its form numbers. A new decree is a data change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -16,13 +17,17 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .calendar import WorkingCalendar
-from .catalog import read_data_file
+from .catalog import Catalog, read_data_file
 from .clock import VIETNAM_TZ
 from .bpmn.extensions import allotment_share
 from .duration import Duration, Unit
 from .errors import CatalogError, InvalidInput
 
 SUPPLEMENT_CLOCKS = ("pause", "restart")
+#: Regime fields a catalogue entry may override per procedure (``regime_overrides``).
+OVERRIDABLE_FIELDS = ("transfer_cutoff", "supplement_clock", "max_reappointments",
+                      "apology_lead")
+_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 @dataclass(frozen=True)
@@ -118,31 +123,75 @@ def _regime(raw: Any, index: int, name: str) -> Regime:
             raise CatalogError(f"must be YYYY-MM-DD or null; got {value!r}", file=name,
                                entry=entry, field=key) from None
 
-    try:
-        cutoff = time.fromisoformat(raw.get("transfer_cutoff", "15:00"))
-    except (TypeError, ValueError):
-        raise CatalogError("must be HH:MM", file=name, entry=entry,
-                           field="transfer_cutoff") from None
-    clock = raw.get("supplement_clock", "pause")
-    if clock not in SUPPLEMENT_CLOCKS:
-        raise CatalogError(f"must be one of {', '.join(SUPPLEMENT_CLOCKS)}; got {clock!r}",
-                           file=name, entry=entry, field="supplement_clock")
-    limit = raw.get("max_reappointments", 1)
-    if not isinstance(limit, int) or limit < 0:
-        raise CatalogError("must be a whole number", file=name, entry=entry,
-                           field="max_reappointments")
-    try:
-        lead = Duration.parse(raw.get("apology_lead", "1wd"))
-    except ValueError as exc:
-        raise CatalogError(str(exc), file=name, entry=entry, field="apology_lead") from None
+    rules: dict[str, Any] = {}
+    for key, default in _RULE_DEFAULTS.items():
+        try:
+            rules[key] = parse_regime_field(key, raw.get(key, default))
+        except ValueError as exc:
+            raise CatalogError(str(exc), file=name, entry=entry, field=key) from None
     forms = raw.get("forms", {})
     if not isinstance(forms, dict) or not all(isinstance(v, str) for v in forms.values()):
         raise CatalogError("must map form names to numbers", file=name, entry=entry,
                            field="forms")
     return Regime(code=entry, name=str(raw.get("name", entry)),
                   received_from=day("received_from"), received_until=day("received_until"),
-                  transfer_cutoff=cutoff, supplement_clock=clock, max_reappointments=limit,
-                  apology_lead=lead, forms=dict(forms))
+                  forms=dict(forms), **rules)
+
+
+_RULE_DEFAULTS = {"transfer_cutoff": "15:00", "supplement_clock": "pause",
+                  "max_reappointments": 1, "apology_lead": "1wd"}
+
+
+def parse_regime_field(key: str, value: Any) -> Any:
+    """Validate one regime rule as ``regimes.json`` or a catalogue's ``regime_overrides``
+    states it, and return it typed: ``transfer_cutoff`` "HH:MM" (24-hour) as a
+    :class:`~datetime.time`, ``supplement_clock`` "pause" or "restart",
+    ``max_reappointments`` a whole number >= 0, ``apology_lead`` a duration such as
+    "1wd" as a :class:`~onestop.duration.Duration`. ValueError saying what is wrong
+    otherwise (the caller adds file, entry and field)."""
+    if key == "transfer_cutoff":
+        if not isinstance(value, str) or not _HH_MM.fullmatch(value):
+            raise ValueError(f"must be a 24-hour time HH:MM such as '15:00'; got {value!r}")
+        return time.fromisoformat(value)
+    if key == "supplement_clock":
+        if not isinstance(value, str) or value not in SUPPLEMENT_CLOCKS:
+            raise ValueError(f"must be one of {', '.join(SUPPLEMENT_CLOCKS)}; got {value!r}")
+        return value
+    if key == "max_reappointments":
+        # JSON Schema counts 2.0 as an integer; so do we. true/false are not numbers.
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole or value < 0:
+            raise ValueError(f"must be a whole number >= 0; got {value!r}")
+        return int(value)
+    if key == "apology_lead":
+        return Duration.parse(value)
+    raise ValueError(f"not a regime rule that can be set here (one of "
+                     f"{', '.join(OVERRIDABLE_FIELDS)})")
+
+
+def effective_regime(regime: Regime, overrides: Mapping[str, Mapping[str, Any]]) -> Regime:
+    """``regime`` as it applies to one procedure: its ``"*"`` overrides, then those for
+    ``regime.code``, each a mapping of already parsed values (what
+    :attr:`~onestop.catalog.Procedure.regime_overrides` holds). The code is unchanged."""
+    changes: dict[str, Any] = {}
+    for key in ("*", regime.code):
+        changes.update(overrides.get(key) or {})
+    return replace(regime, **changes) if changes else regime
+
+
+def check_regime_overrides(catalog: Catalog, regimes: Regimes) -> None:
+    """Refuse ``regime_overrides`` naming a regime ``regimes`` does not define (the
+    catalogue alone cannot know them): :class:`CatalogError` with the procedure entry and
+    field ``regime_overrides.<CODE>``."""
+    known = {regime.code for regime in regimes.all}
+    for index, procedure in enumerate(catalog.procedures.values()):
+        for code in procedure.regime_overrides:
+            if code != "*" and code not in known:
+                raise CatalogError(
+                    f"no legal regime {code!r} (known: {', '.join(sorted(known)) or 'none'}"
+                    + (f", from {regimes.source}" if regimes.source else "") + ")",
+                    file=catalog.source, entry=f"procedures[{index}] ({procedure.code})",
+                    field=f"regime_overrides.{code}")
 
 
 # -- deadlines while a dossier runs -------------------------------------------------

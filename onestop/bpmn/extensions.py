@@ -32,7 +32,7 @@ BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 NSMAP = {"bpmn": BPMN_NS}
-PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form", "sla", "clock")
+PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form", "sla", "clock", "connector")
 #: Service-level parts a step can play: ``propose`` (the responsible agency states why a
 #: dossier is late and proposes a new appointment) and ``apology`` (the desk issues the
 #: apology letter and the new appointment).
@@ -41,6 +41,7 @@ SLA_PARTS = ("propose", "apology")
 CLOCKS = ("working", "calendar")
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
+_CONNECTOR = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(\?)?(?::(.+))?$")
 
@@ -59,13 +60,14 @@ class StepInfo:
     form: tuple[FormField, ...] = ()
     sla: str | None = None
     clock: str | None = None
+    connector: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
             "agency": self.agency, "allotment": self.allotment, "status": self.status,
             "form": [[f.name, f.required, list(f.choices)] for f in self.form],
-            "sla": self.sla, "clock": self.clock,
+            "sla": self.sla, "clock": self.clock, "connector": self.connector,
         }
 
     @classmethod
@@ -74,7 +76,7 @@ class StepInfo:
         return cls(id=data["id"], name=data["name"], kind=data["kind"], role=data["role"],
                    agency=data["agency"], allotment=data["allotment"],
                    status=data["status"], form=form, sla=data.get("sla"),
-                   clock=data.get("clock"))
+                   clock=data.get("clock"), connector=data.get("connector"))
 
 
 def raw_properties(element: etree._Element) -> dict[str, str]:
@@ -137,6 +139,10 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
     clock = (own.get("clock") or "").strip() or None
     if clock is not None and clock not in CLOCKS:
         raise fail(f"clock {clock!r} must be 'working' (working time) or 'calendar'")
+    connector = (own.get("connector") or "").strip() or None
+    if connector is not None and not _CONNECTOR.match(connector):
+        raise fail(f"connector {connector!r} must be a name of letters, digits, '.', '-' "
+                   f"or '_' such as 'payment.confirm'")
     status = None
     if "status" in own:
         try:
@@ -157,6 +163,7 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
         form=form,
         sla=sla,
         clock=clock,
+        connector=connector,
     )
 
 

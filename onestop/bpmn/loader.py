@@ -18,16 +18,19 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import ModelError
 from . import sandbox
+from .conditions import ConditionSyntaxError, dialect, translate
+from .connectors import ConnectorTask, ConnectorTaskParser, adopt_automatic
 from .extensions import BPMN_NS, NSMAP, StepInfo, step_info
 from .serialization import spec_registry
 from .timers import IsoDuration, adopt_timers, literal, timer_expression
@@ -37,7 +40,7 @@ from .xml import parse_xml
 SUPPORTED_FLOW_NODES = frozenset({
     "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
     "boundaryEvent", "userTask", "manualTask", "task", "scriptTask", "sendTask",
-    "receiveTask", "callActivity", "subProcess", "transaction", "exclusiveGateway",
+    "receiveTask", "serviceTask", "callActivity", "subProcess", "transaction", "exclusiveGateway",
     "parallelGateway", "inclusiveGateway", "eventBasedGateway",
 })
 #: Other elements allowed inside a process: structure, data and annotations.
@@ -48,7 +51,6 @@ STRUCTURAL = frozenset({
     "incoming", "outgoing", "text", "category", "categoryValue",
 })
 _NOT_YET = {
-    "serviceTask": "service tasks need a connector, which this engine does not provide yet",
     "businessRuleTask": "business rule (DMN) tasks are not supported",
     "complexGateway": "complex gateways are not supported; use exclusive, inclusive or "
                       "parallel gateways",
@@ -62,6 +64,15 @@ _ID_TEXT_ELEMENTS = ("flowNodeRef", "incoming", "outgoing", "sourceRef", "target
 #: would silently replace them.
 _RESERVED_IDS = frozenset({"Start", "End", "Root"})
 _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
+
+
+class _Parser(SpiffBpmnParser):  # type: ignore[misc]
+    """SpiffWorkflow's parser, with service tasks that call onestop connectors."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (ConnectorTaskParser, ConnectorTask),
+    }
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,15 @@ class ProcessModel:
                     break
         return found
 
+    def connectors(self) -> dict[str, str]:
+        """The connectors the model's service tasks call, each with an element calling it."""
+        found: dict[str, str] = {}
+        for spec in (self.spec, *self.subprocess_specs.values()):
+            for task_spec in spec.task_specs.values():
+                if isinstance(task_spec, ConnectorTask):
+                    found.setdefault(task_spec.operation_name, task_spec.bpmn_id)
+        return found
+
     def user_steps(self) -> list[StepInfo]:
         """Every user or manual task of the process and its callees."""
         return [s for per in self.steps.values() for s in per.values()
@@ -96,7 +116,7 @@ class ProcessModel:
 
 def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
     """Load the executable processes of ``files``; call activities resolve across them."""
-    parser = SpiffBpmnParser()
+    parser = _Parser()
     steps: dict[str, dict[str, StepInfo]] = {}
     origins: dict[str, str] = {}
     documents: dict[str, etree._Element] = {}
@@ -108,6 +128,7 @@ def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
             raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
         root = parse_xml(data, name)
         _check_document(root, name)
+        bridge_model(root, name)
         documents[name] = root
         try:
             parser.add_bpmn_xml(root, filename=name)
@@ -137,6 +158,9 @@ def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
                                  f"defines", file=name, element=_caller(root, callee))
         used = {process_id, *subprocesses}
         model_steps = {pid: steps.get(pid, {}) for pid in used}
+        roles = {sid: s.role for per in model_steps.values() for sid, s in per.items()}
+        for each in (spec, *subprocesses.values()):
+            adopt_automatic(each, roles)
         _check_expressions(spec, name, root, model_steps.get(process_id, {}))
         for callee_spec in subprocesses.values():
             callee_file = origins.get(callee_spec.name, name)
@@ -186,10 +210,70 @@ def _build(process_id: str, name: str, file: str, spec: BpmnProcessSpec,
 
 
 def _check_document(root: etree._Element, name: str) -> None:
+    for problem in document_problems(root, name):
+        raise problem
+
+
+def bridge_model(root: etree._Element, name: str) -> None:
+    """Adapt, in place, what modelers write and the engine can run unambiguously;
+    refuse what it cannot (a :class:`ModelError` naming the element). See
+    :func:`bridge_problems`."""
+    for problem in bridge_problems(root, name):
+        raise problem
+
+
+def bridge_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
+    """Bridge a parsed model to the engine, in place, yielding what cannot be bridged:
+
+    * flow conditions and timer expressions in Camunda's JUEL (``${...}``) or FEEL
+      (``=...``) become the restricted Python the engine evaluates;
+    * data stores (a registry, a database drawn beside a task) are documentation here:
+      they and their data associations are left out of what runs.
+    """
+    for condition in root.iter(f"{{{BPMN_NS}}}conditionExpression", f"{{{BPMN_NS}}}timeDate",
+                               f"{{{BPMN_NS}}}timeDuration"):
+        owner = condition.getparent()
+        if owner is not None and etree.QName(owner).localname == "timerEventDefinition":
+            owner = owner.getparent()
+        owner_id = owner.get("id") if owner is not None else None
+        language = (condition.get("language") or "").strip().lower()
+        text = condition.text or ""
+        if language and language not in _CONDITION_LANGUAGES:
+            yield ModelError(f"expression in script language {language!r} cannot run here; "
+                             f"write an expression such as outcome == \"accept\"",
+                             file=name, element=owner_id, line=condition.sourceline)
+            continue
+        if dialect(text) == "python":
+            continue
+        try:
+            condition.text = translate(text)
+        except ConditionSyntaxError as exc:
+            yield ModelError(str(exc), file=name, element=owner_id, line=condition.sourceline)
+    stores = {e.get("id") for e in root.iter(f"{{{BPMN_NS}}}dataStoreReference")}
+    for association in list(root.iter(f"{{{BPMN_NS}}}dataInputAssociation",
+                                      f"{{{BPMN_NS}}}dataOutputAssociation")):
+        refs = {(r.text or "").strip() for r in association
+                if isinstance(r.tag, str) and etree.QName(r).localname in ("sourceRef",
+                                                                          "targetRef")}
+        if refs & stores:
+            association.getparent().remove(association)
+    for element in list(root.iter(f"{{{BPMN_NS}}}dataStoreReference",
+                                  f"{{{BPMN_NS}}}dataStore")):
+        element.getparent().remove(element)
+
+
+_CONDITION_LANGUAGES = ("python", "feel", "juel", "http://www.omg.org/spec/feel/20140401")
+
+
+def document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
+    """Every structural problem of a BPMN document (not just the first), in document
+    order: wrong root, reserved or duplicate ids, unsupported elements, dangling
+    references, conditions that cannot be translated."""
     if root.tag != f"{{{BPMN_NS}}}definitions":
-        raise ModelError(f"root element is {etree.QName(root).localname!r}, not BPMN 2.0 "
+        yield ModelError(f"root element is {etree.QName(root).localname!r}, not BPMN 2.0 "
                          f"'definitions' (namespace {BPMN_NS})", file=name,
                          line=root.sourceline)
+        return
     ids: dict[str, etree._Element] = {}
     for element in root.iter():
         if not isinstance(element.tag, str):
@@ -198,14 +282,15 @@ def _check_document(root: etree._Element, name: str) -> None:
         if element_id is None:
             continue
         if element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES):
-            raise ModelError(f"id {element_id!r} is reserved by the engine; rename the "
+            yield ModelError(f"id {element_id!r} is reserved by the engine; rename the "
                              f"element (e.g. '{element_id}Event_1')", file=name,
                              element=element_id, line=element.sourceline)
         if element_id in ids:
-            raise ModelError(f"id {element_id!r} is used twice (also on line "
+            yield ModelError(f"id {element_id!r} is used twice (also on line "
                              f"{ids[element_id].sourceline})", file=name,
                              element=element_id, line=element.sourceline)
-        ids[element_id] = element
+        else:
+            ids[element_id] = element
     for process in root.iter(f"{{{BPMN_NS}}}process", f"{{{BPMN_NS}}}subProcess",
                              f"{{{BPMN_NS}}}transaction"):
         for child in process:
@@ -213,10 +298,10 @@ def _check_document(root: etree._Element, name: str) -> None:
                 continue
             local = etree.QName(child).localname
             if local in _NOT_YET:
-                raise ModelError(f"{local}: {_NOT_YET[local]}", file=name,
+                yield ModelError(f"{local}: {_NOT_YET[local]}", file=name,
                                  element=child.get("id"), line=child.sourceline)
-            if local not in SUPPORTED_FLOW_NODES and local not in STRUCTURAL:
-                raise ModelError(f"unknown or unsupported BPMN element {local!r}", file=name,
+            elif local not in SUPPORTED_FLOW_NODES and local not in STRUCTURAL:
+                yield ModelError(f"unknown or unsupported BPMN element {local!r}", file=name,
                                  element=child.get("id"), line=child.sourceline)
     for element in root.iter():
         if not isinstance(element.tag, str):
@@ -224,7 +309,7 @@ def _check_document(root: etree._Element, name: str) -> None:
         for attribute in _ID_ATTRIBUTES:
             value = element.get(attribute)
             if value is not None and _resolve(value, ids) is None:
-                raise ModelError(
+                yield ModelError(
                     f"{etree.QName(element).localname} {attribute} {value!r} does not name "
                     f"any element in this file", file=name,
                     element=element.get("id") or value, line=element.sourceline)
@@ -235,7 +320,7 @@ def _check_document(root: etree._Element, name: str) -> None:
             if value and _resolve(value, ids) is None:
                 owner = element.getparent()
                 owner_id = owner.get("id") if owner is not None else None
-                raise ModelError(
+                yield ModelError(
                     f"{local} {value!r} does not name any element in this file"
                     + (f" (in {etree.QName(owner).localname} {owner_id!r})" if owner_id else ""),
                     file=name, element=owner_id or value, line=element.sourceline)
@@ -284,7 +369,7 @@ def _check_expressions(spec: BpmnProcessSpec, name: str, root: etree._Element | 
         if timer is not None:
             element = getattr(task_spec, "bpmn_id", None) or task_spec.name
             step = steps.get(element)
-            _check_timer(timer, step.clock if step else None, name, element,
+            check_timer(timer, step.clock if step else None, name, element,
                          _line(root, element))
         for source, mode in _expressions(task_spec):
             try:
@@ -321,8 +406,10 @@ def _expressions(task_spec: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _check_timer(expression: str, clock: str | None, name: str, element: str,
-                 line: int | None) -> None:
+def check_timer(expression: str, clock: str | None, name: str, element: str,
+                line: int | None) -> None:
+    """Refuse a timer that is empty, malformed, unsafe, or counts months or years in
+    working time (a :class:`ModelError` naming the element)."""
     if not expression.strip():
         raise ModelError("timer has no duration or date", file=name, element=element,
                          line=line)

@@ -6,9 +6,10 @@ exceptions stay in here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -26,12 +27,20 @@ from .serialization import dump_state, load_state, state_dictionary
 from .timers import timer_expression
 
 
-class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
-    """Routes SpiffWorkflow's evaluations through the restricted evaluator."""
+#: A connector: called with a copy of the process data; the mapping it returns (if any)
+#: is merged into the data.
+Connector = Callable[[dict[str, Any]], "Mapping[str, Any] | None"]
 
-    def __init__(self, sandbox: Sandbox) -> None:
+
+class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
+    """Routes SpiffWorkflow's evaluations through the restricted evaluator, and service
+    tasks to the connectors the engine was given."""
+
+    def __init__(self, sandbox: Sandbox, connectors: Mapping[str, Connector] | None = None,
+                 ) -> None:
         super().__init__({})
         self._sandbox = sandbox
+        self._connectors = dict(connectors or {})
 
     def evaluate(self, expression: str, context: dict[str, Any],
                  external_context: Mapping[str, Any] | None = None) -> Any:
@@ -45,11 +54,34 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
         return True
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
-        raise ProcessError("service tasks are not supported by this engine")
+        name = kwargs.get("operation_name", "")
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise ProcessError(f"no connector {name!r} is registered with the engine "
+                               f"(Engine(connectors={{{name!r}: ...}}))")
+        answer = connector(json.loads(json.dumps(context, default=str)))
+        if answer is None:
+            return "{}"
+        if not isinstance(answer, Mapping):
+            raise ProcessError(f"connector {name!r} returned {type(answer).__name__}, "
+                               f"not a mapping of process variables")
+        try:
+            return json.dumps(dict(answer), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise ProcessError(f"connector {name!r} returned data that cannot be stored: "
+                               f"{exc}") from None
 
 
 _SANDBOX = Sandbox()
 SCRIPT_ENGINE = PythonScriptEngine(environment=_SandboxEnvironment(_SANDBOX))
+
+
+def script_engine(connectors: Mapping[str, Connector] | None) -> PythonScriptEngine:
+    """The engine that runs models' expressions, scripts and (with ``connectors``)
+    service tasks."""
+    if not connectors:
+        return SCRIPT_ENGINE
+    return PythonScriptEngine(environment=_SandboxEnvironment(_SANDBOX, connectors))
 
 
 _DICTIONARIES: dict[str, bytes] = {}
@@ -103,22 +135,24 @@ class Instance:
         self._encoded: dict[Any, tuple[Any, str]] = {}
 
     @classmethod
-    def start(cls, model: ProcessModel,
-              data: Mapping[str, Any]) -> tuple["Instance", list[StepInfo]]:
+    def start(cls, model: ProcessModel, data: Mapping[str, Any],
+              engine: PythonScriptEngine = SCRIPT_ENGINE,
+              ) -> tuple["Instance", list[StepInfo]]:
         """Create a workflow, seed its data and run it to its first wait states.
 
         Returns the instance and the automatic steps passed on the way (in order)."""
         workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
-                                script_engine=SCRIPT_ENGINE)
+                                script_engine=engine)
         start = workflow.task_tree
         start.data.update(data)
         instance = cls(model, workflow)
         return instance, instance._advance(None)
 
     @classmethod
-    def restore(cls, model: ProcessModel, state: bytes) -> "Instance":
+    def restore(cls, model: ProcessModel, state: bytes,
+                engine: PythonScriptEngine = SCRIPT_ENGINE) -> "Instance":
         """Rebuild an instance from :meth:`dump`."""
-        return cls(model, load_state(state, model, SCRIPT_ENGINE, _dictionary(model)))
+        return cls(model, load_state(state, model, engine, _dictionary(model)))
 
     def dump(self) -> bytes:
         """The instance state, without the model."""

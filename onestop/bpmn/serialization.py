@@ -35,6 +35,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
+from .connectors import CONNECTOR_CONFIG
 from .timers import TIMER_CONFIG
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ STATE_FORMAT = 3
 
 @lru_cache(maxsize=1)
 def spec_registry() -> "DefaultRegistry":
-    """The converter registry for specs and data (SpiffWorkflow's, plus our timers)."""
-    return BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, **TIMER_CONFIG})
+    """The converter registry for specs and data (SpiffWorkflow's, plus our timers and
+    connector tasks)."""
+    return BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, **TIMER_CONFIG, **CONNECTOR_CONFIG})
 
 
 @lru_cache(maxsize=1)
 def _workflow_converter() -> BpmnWorkflowConverter:
-    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, **TIMER_CONFIG})
-    return BpmnWorkflowConverter(BpmnWorkflow, registry)
+    return BpmnWorkflowConverter(BpmnWorkflow, spec_registry())
 
 
 #: Task states after which SpiffWorkflow no longer changes a task.
