@@ -12,7 +12,9 @@ fields, its service-level part (``sla``) and, for a timer, the clock it counts o
   ``zeebe:assignmentDefinition candidateGroups``).
 
 Onestop attributes win over extension properties. A step without its own role or agency
-takes its lane's.
+takes its lane's. An empty value (what a modeler writes for a template field left
+blank) counts as not set. Service tasks name their ``connector`` (see
+:mod:`onestop.bpmn.connectors`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def raw_properties(element: etree._Element) -> dict[str, str]:
             "./bpmn:extensionElements/*[local-name()='properties']/*[local-name()='property']",
             namespaces=NSMAP):
         name, value = prop.get("name"), prop.get("value")
-        if name is None or value is None:
+        # Modelers write a template's unfilled fields as empty values: not set.
+        if name is None or value is None or not value.strip():
             continue
         for prefix in ("onestop:", "onestop."):
             if name.startswith(prefix):
@@ -103,7 +106,7 @@ def raw_properties(element: etree._Element) -> dict[str, str]:
         props["role"] = groups
     for name in PROPERTY_NAMES:
         value = element.get(f"{{{ONESTOP_NS}}}{name}")
-        if value is not None:
+        if value is not None and value.strip():
             props[name] = value
     return props
 
