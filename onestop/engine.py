@@ -1,6 +1,6 @@
 """The engine: the public facade a portal backend calls.
 
-Each command (receive, claim, release, complete, add_officer) runs in one database
+Each command (receive, claim, release, complete, message, add_officer) runs in one database
 transaction: either everything it changes is stored — the dossier, its tasks, its events —
 or nothing is. Queries (dossier, history, inbox, task) read committed data only.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .bpmn import Instance, ProcessModel, StepInfo, WaitingTimer, evaluate, model_from_body
+from .bpmn.extensions import CUTOFF
 from .bpmn.runtime import Connector, script_engine
 from .bpmn.timers import IsoDuration, literal, read_value, uses_sla
 from .clock import VIETNAM_TZ, Clock, SystemClock
@@ -60,7 +61,8 @@ RECEIVING_ROLE = "receiving_officer"
 #: Who acts when a dossier arrives without an officer (online or postal intake).
 PORTAL_ACTOR = "portal"
 #: Process variables the engine sets; completion data may not overwrite them.
-RESERVED_FIELDS = frozenset({"procedure", "channel", "components", "missing_components"})
+RESERVED_FIELDS = frozenset({"procedure", "channel", "components", "missing_components",
+                             "to_digitize", "reused"})
 #: Form fields of the apology path: the responsible agency's reason and proposed date.
 DELAY_REASON, NEW_APPOINTMENT = "delay_reason", "new_appointment"
 
@@ -151,7 +153,7 @@ class Engine:
     def receive(self, procedure: str, *, applicant: Mapping[str, Any],
                 components: Sequence[str] = (), channel: Channel | int = Channel.IN_PERSON,
                 officer: str | None = None, desk: str | None = None,
-                resolving_agency: str | None = None) -> Dossier:
+                resolving_agency: str | None = None, held: Sequence[str] = ()) -> Dossier:
         """Receive a dossier (tiếp nhận hồ sơ) for a procedure and start its process.
 
         ``components`` are the codes of the components handed in. An in-person dossier
@@ -159,6 +161,28 @@ class Engine:
         desk defaults to the officer's only desk). Online and postal dossiers may come
         without an officer; then ``desk`` is required. Returns the new dossier, whose
         ``code`` identifies it from now on.
+
+        Where it may be received: a procedure that is not boundary-free and lists
+        ``desks`` in the catalogue is received only at those desks (elsewhere:
+        :class:`RuleViolation`, and nothing is stored); a boundary-free procedure
+        (không phụ thuộc địa giới hành chính) at any desk of the catalogue (an agency of
+        kind ``desk``, or of no stated kind); a procedure without ``desks`` anywhere.
+        Either way the dossier is resolved by ``resolving_agency``, by default the
+        procedure's competent agency.
+
+        ``held`` are codes of the procedure's components the state already holds (the
+        national population database, the applicant's e-store): each must be marked
+        ``reusable`` in the catalogue (:class:`InvalidInput` otherwise). They count as
+        handed in and are not digitized again (tái sử dụng dữ liệu).
+
+        The process starts with these variables (completion data cannot overwrite them):
+        ``procedure`` (code), ``channel`` (1, 2, 3), ``components`` (handed in, then
+        held), ``missing_components`` (required ones neither handed in nor held),
+        ``to_digitize`` (handed-in components marked ``must_digitize`` that are not held,
+        in catalogue order: a model can skip its digitize step with a gateway on
+        ``len(to_digitize) > 0``) and ``reused`` (the held codes, in catalogue order).
+        The ``received`` event records the desk, whether the procedure is boundary-free,
+        and the held codes.
         """
         catalog = self.library.catalog
         proc = catalog.procedure(procedure)
@@ -178,6 +202,22 @@ class Engine:
                 known = ", ".join(c.code for c in proc.components) or "none"
                 raise InvalidInput(f"procedure {proc.code} has no component {code!r} "
                                    f"(its components: {known})")
+        if isinstance(held, str) or not all(isinstance(c, str) for c in held):
+            raise InvalidInput("held must be a list of component codes")
+        for code in dict.fromkeys(held):
+            found = proc.component(code)
+            if found is None:
+                known = ", ".join(c.code for c in proc.components) or "none"
+                raise InvalidInput(f"held component {code!r}: procedure {proc.code} has no "
+                                   f"such component (its components: {known})")
+            if not found.reusable:
+                raise InvalidInput(f"held component {code!r} ({found.name}) of procedure "
+                                   f"{proc.code} is not marked reusable in the catalogue: "
+                                   f"the applicant hands it in")
+        reused = [c.code for c in proc.components if c.code in held]
+        to_digitize = [c.code for c in proc.components
+                       if c.must_digitize and c.code in handed_in and c.code not in reused]
+        handed_in = list(dict.fromkeys([*handed_in, *held]))
         resolver = resolving_agency or proc.agency
         catalog.agency(resolver)
         model = self.library.model_for(proc)
@@ -201,13 +241,23 @@ class Engine:
                 raise InvalidInput("an in-person dossier is received by an officer: pass officer=")
             if desk is None:
                 raise InvalidInput("desk= is required when no officer receives the dossier")
-            catalog.agency(desk)
+            receiving = catalog.agency(desk)
+            # Checked before the dossier takes a number: a refused receipt stores nothing.
+            if proc.boundary_free and receiving.kind not in (None, "desk"):
+                raise RuleViolation(f"procedure {proc.code} ({proc.name}) is boundary-free "
+                                    f"and is received at any one-stop desk, but {desk} is a "
+                                    f"{receiving.kind} agency, not a desk")
+            if not proc.boundary_free and proc.desks and desk not in proc.desks:
+                raise RuleViolation(f"procedure {proc.code} ({proc.name}) is not received "
+                                    f"at desk {desk}: it is not boundary-free and is received "
+                                    f"at {', '.join(proc.desks)}")
             day = now.astimezone(VIETNAM_TZ).strftime("%y%m%d")
             code = f"{desk}-{day}-{tx.next_sequence(f'{desk}:{day}'):04d}"
             missing = [c.code for c in proc.components if c.required and c.code not in handed_in]
             instance, passed = Instance.start(model, {
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
+                "to_digitize": to_digitize, "reused": reused,
             }, self._script)
             regime = proc.effective_regime(self._regimes().at(now))
             context = _Context(self, code, desk, resolver, proc.agencies,
@@ -216,7 +266,7 @@ class Engine:
             progress = _progress(context, instance, passed, now, actor=actor, completed=None,
                                  was_open=())
             info = {"applicant": dict(applicant), "components": handed_in,
-                    "agencies": dict(proc.agencies)}
+                    "agencies": dict(proc.agencies), "held": reused}
             values = {
                 "code": code, "procedure": proc.code,
                 "spec_id": spec_id,
@@ -229,7 +279,8 @@ class Engine:
             dossier_id = tx.insert_dossier(values)
             received = _event(now, EventKind.RECEIVED, None, actor, desk,
                               {"procedure": proc.code, "channel": int(channel),
-                               "components": handed_in})
+                               "components": handed_in, "desk": desk,
+                               "boundary_free": proc.boundary_free, "held": reused})
             tx.append_events([{**e, "dossier_id": dossier_id}
                               for e in (received, *progress.events)])
             tx.insert_tasks([{**t, "dossier_id": dossier_id} for t in progress.new_tasks])
@@ -294,8 +345,12 @@ class Engine:
                     reappointment = self._sla_step(tx, row, step, data, instance, context)
                 was_open = instance.open_task_ids()
                 was_timers = instance.timer_ids()
+                # An optional field left blank is None in the process data, so
+                # conditions can test it; the event log keeps what the officer gave.
+                blanks = {f.name: None for f in (step.form if step else ())
+                          if f.name not in data}
                 try:
-                    passed = instance.complete(row.task_id, data)
+                    passed = instance.complete(row.task_id, {**blanks, **data})
                 except ProcessError as exc:
                     raise ProcessError(exc.reason, dossier=row.code,
                                        element=exc.element) from None
@@ -311,6 +366,86 @@ class Engine:
                 open_rows = tx.open_tasks(row.id) if still_open else \
                     [_NewTask(t, row.code) for t in progress.new_tasks]
                 return self._snapshot(values, open_rows, model)
+        except BaseException:
+            # The cached workflow may hold changes the database never got.
+            if touched is not None:
+                self._instances.pop(touched, None)
+            raise
+
+    def message(self, code: str, name: str, *, officer: str | None = None,
+                data: Mapping[str, Any] | None = None) -> Dossier:
+        """Deliver the message ``name`` to dossier ``code`` and move the dossier on.
+
+        Messages are what happens to a dossier outside the officers' inboxes: the
+        applicant withdraws (rút hồ sơ) or asks where the dossier stands, the payment
+        platform confirms a fee, a consulted agency answers. A model catches them with
+        message events (boundary, intermediate catch, event-based gateway) and receive
+        tasks, in the process or in its sub-processes and called processes; ``name`` is
+        the ``name`` of the ``bpmn:message`` the event refers to.
+
+        ``data`` (field names like form fields; the engine's own variables such as
+        ``procedure`` cannot be set) becomes process variables from the catching event
+        on, so conditions after it read them. ``officer``, when given, must be
+        registered and is recorded as the actor; otherwise the portal is. Each event
+        waiting for the message catches it; an interrupting boundary event cancels its
+        activity's open tasks (``task_cancelled``), a non-interrupting one keeps
+        waiting for the next message while its activity runs. A dossier that is not
+        waiting for the message (finished, or no such event reached) is refused with
+        :class:`RuleViolation` naming the messages it does wait for, and nothing is
+        stored.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput(f"message name {name!r} must be non-empty text")
+        if data is not None and not isinstance(data, Mapping):
+            raise InvalidInput("message data must be a mapping of fields")
+        payload = dict(data or {})
+        for key, value in payload.items():
+            if not isinstance(key, str) or not _FIELD_NAME.match(key):
+                raise InvalidInput(f"dossier {code}: message {name!r}: field name {key!r} "
+                                   f"must start with a letter and use letters, digits and "
+                                   f"'_'")
+            if key in RESERVED_FIELDS:
+                raise InvalidInput(f"dossier {code}: message {name!r}: field {key!r} is set "
+                                   f"by the engine and cannot be changed by a message")
+            _ensure_storable(f"dossier {code}: message {name!r}: field {key!r}", value)
+        with self._store.read() as reader:
+            dossier_id = self._dossier_row(reader, code).id
+        now = self.clock.now()
+        touched: int | None = None
+        try:
+            with self._store.command() as tx:
+                actor = self._officer(tx, officer).id if officer is not None else PORTAL_ACTOR
+                row = tx.dossier_by_id(dossier_id)
+                if row is None:
+                    raise DossierNotFound(f"no dossier with code {code}")
+                model = self._model(tx, row.spec_id)
+                instance = None if row.finished_at is not None else self._instance(row, model)
+                waiting = instance.waiting_messages() if instance is not None else []
+                if instance is None or name not in waiting:
+                    state = "has finished" if instance is None else "is in progress"
+                    raise RuleViolation(
+                        f"dossier {row.code} {state} and is not waiting for message "
+                        f"{name!r}; it waits for "
+                        + (", ".join(repr(w) for w in waiting) if waiting else "no message"))
+                catching = instance.message_steps(name)
+                was_open = instance.open_task_ids()
+                was_timers = instance.timer_ids()
+                touched = row.id
+                try:
+                    passed = instance.deliver(name, payload)
+                except ProcessError as exc:
+                    raise ProcessError(exc.reason, dossier=row.code,
+                                       element=exc.element) from None
+                context = self._context(row, tx, now)
+                progress = _progress(context, instance, passed, now, actor=actor,
+                                     completed=None, was_open=was_open, was_timers=was_timers)
+                step = catching[0] if catching else None
+                received = _event(now, EventKind.MESSAGE_RECEIVED,
+                                  step.id if step is not None else None, actor,
+                                  context.agency_for(step) if step is not None else None,
+                                  {"message": name, "data": payload})
+                values = self._store_progress(tx, row, instance, progress, now, received)
+                return self._snapshot(values, tx.open_tasks(row.id), model)
         except BaseException:
             # The cached workflow may hold changes the database never got.
             if touched is not None:
@@ -555,7 +690,7 @@ class Engine:
             self._spec_ids[model.spec_hash] = spec_id
         return model
 
-    def _instance(self, row: TaskRow, model: ProcessModel) -> Instance:
+    def _instance(self, row: TaskRow | DossierRow, model: ProcessModel) -> Instance:
         cached = self._instances.get(row.id)
         if cached is not None and cached[0] == row.version:
             self._instances.move_to_end(row.id)
@@ -680,7 +815,11 @@ class _Context:
     def deadline(self, step: StepInfo, agency: str, ready: datetime) -> datetime | None:
         if not step.allotment:
             return None
-        return step_deadline(self.calendar(agency), ready, step.allotment, self.legal_time)
+        # A transfer under the cut-off rule: the dossier's cut-off, with the procedure's
+        # override (the effective regime).
+        cutoff = self.regime.transfer_cutoff if step.allotment == CUTOFF else None
+        return step_deadline(self.calendar(agency), ready, step.allotment, self.legal_time,
+                             cutoff)
 
     def timer_due(self, timer: WaitingTimer, now: datetime, appointment_at: datetime | None,
                   paused_at: datetime | None) -> datetime | None:

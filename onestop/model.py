@@ -71,6 +71,7 @@ class EventKind(str, Enum):
     COMPLETED = "completed"
     HANDED_OVER = "handed_over"
     TIMER_FIRED = "timer_fired"
+    MESSAGE_RECEIVED = "message_received"
     TASK_CANCELLED = "task_cancelled"
     SUPPLEMENT_REQUESTED = "supplement_requested"
     APPOINTMENT_SET = "appointment_set"

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from .calendar import WorkingCalendar
 from .catalog import Catalog, read_data_file
 from .clock import VIETNAM_TZ
-from .bpmn.extensions import allotment_share
+from .bpmn.extensions import allotment_share, is_cutoff
 from .duration import Duration, Unit
 from .errors import CatalogError, InvalidInput
 
@@ -219,9 +219,15 @@ def resumed_appointment(calendar: WorkingCalendar, regime: Regime, appointment_a
 
 
 def step_deadline(calendar: WorkingCalendar, ready_at: datetime, allotment: str,
-                  legal_time: Duration | None) -> datetime:
+                  legal_time: Duration | None, cutoff: time | None = None) -> datetime:
     """A step's deadline: its allotment (``"1.5wd"``, or a share of the procedure's
-    legal time such as ``"20%"``) counted from when it became ready."""
+    legal time such as ``"20%"``) counted from when it became ready; for the allotment
+    ``"cutoff"``, :func:`cutoff_deadline` with the dossier's transfer ``cutoff`` (the
+    effective regime's, which the caller passes)."""
+    if is_cutoff(allotment):
+        if cutoff is None:
+            raise ValueError("the allotment 'cutoff' needs the regime's transfer cut-off")
+        return cutoff_deadline(calendar, ready_at, cutoff)
     if "%" not in allotment:
         return calendar.add(ready_at, Duration.parse(allotment))
     share = Decimal(str(allotment_share(allotment)))
@@ -233,6 +239,30 @@ def step_deadline(calendar: WorkingCalendar, ready_at: datetime, allotment: str,
     if legal_time.unit is Unit.WORKING_HOURS:
         return calendar.add_working_hours(ready_at, legal_time.value * share)
     return ready_at + timedelta(days=float(legal_time.value * share))
+
+
+def cutoff_deadline(calendar: WorkingCalendar, ready_at: datetime, cutoff: time) -> datetime:
+    """The deadline of a step under the transfer cut-off rule (allotment ``"cutoff"``):
+    paper moves the same working day, or at the start of the next one when it comes
+    after the cut-off.
+
+    * ready on a working day before ``cutoff``: the close of office hours that day
+      (the end of its last session);
+    * ready on a working day at or after ``cutoff`` (the same comparison as the
+      appointment's): the end of the first office session of the next working day —
+      the morning run (our reading of "the start of the next working day");
+    * ready on a day off: the close of the next working day (it counts from there,
+      before any cut-off).
+
+    A cut-off later than the close of office hours acts as the close, so a step that
+    becomes ready after closing always goes with the next morning run.
+    """
+    local = ready_at.astimezone(VIETNAM_TZ)
+    closing = calendar.sessions[-1][1]
+    if calendar.is_working_day(local.date()) and local.time() >= min(cutoff, closing):
+        morning = calendar.start_of_next_working_day(local)
+        return datetime.combine(morning.date(), calendar.sessions[0][1], VIETNAM_TZ)
+    return calendar.end_of_working_day(local)
 
 
 def parse_new_appointment(value: Any, calendar: WorkingCalendar) -> datetime:

@@ -61,7 +61,8 @@ SAMPLES = {"allotment": "1.5wd", "connector": "payment.confirm",
 CANDIDATES = {
     "allotment": [
         "1.5wd", "4wh", "2d", "30d", "0.5wd", " 3wd ", "3 wd", "0wd", "same_day",
-        " same_day ", "20%", "100%", "100.0%", "0.5%", "5 %", "099%", "0100%", "", " ", "wd",
+        " same_day ", "cutoff", " cutoff ", "Cutoff",
+        "20%", "100%", "100.0%", "0.5%", "5 %", "099%", "0100%", "", " ", "wd",
         "1.wd", ".5wd", "-1wd", "1.5WD", "2 days", "P2D", "15", "0%", "0.0%", "101%",
         "100.5%", "1000%", "%", "20%%", "1.5wd%", "Same_day", "same day",
     ],

@@ -42,6 +42,10 @@ SLA_PARTS = ("propose", "apology")
 #: What a timer counts: working time (default) or calendar time.
 CLOCKS = ("working", "calendar")
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+#: The allotment of a paper transfer under the cut-off rule: due at the close of the day
+#: the step became ready, or at the end of the next working day's first session when it
+#: became ready at or after the regime's ``transfer_cutoff`` (see ``onestop.sla``).
+CUTOFF = "cutoff"
 
 _CONNECTOR = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -130,12 +134,14 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
                        f"(one role per step)")
     agency = (own.get("agency") or lane_props.get("agency") or "").strip() or None
     allotment = own.get("allotment")
-    if allotment is not None:
+    if allotment is not None and is_cutoff(allotment):
+        allotment = CUTOFF
+    elif allotment is not None:
         try:
             allotment_share(allotment) if "%" in allotment else Duration.parse(allotment)
         except ValueError as exc:
-            raise fail(f"allotment: {exc} (or a share of the legal time such as '20%')") \
-                from None
+            raise fail(f"allotment: {exc} (or a share of the legal time such as '20%', or "
+                       f"'{CUTOFF}' for a transfer under the cut-off rule)") from None
     sla = (own.get("sla") or "").strip() or None
     if sla is not None and sla not in SLA_PARTS:
         raise fail(f"sla {sla!r} must be one of: {', '.join(SLA_PARTS)}")
@@ -168,6 +174,11 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
         clock=clock,
         connector=connector,
     )
+
+
+def is_cutoff(allotment: str | None) -> bool:
+    """Whether an allotment is the transfer cut-off rule (``"cutoff"``)."""
+    return allotment is not None and allotment.strip() == CUTOFF
 
 
 def allotment_share(text: str) -> float:

@@ -7,6 +7,7 @@ exceptions stay in here.
 from __future__ import annotations
 
 import json
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
@@ -15,6 +16,11 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState as SpiffState
@@ -225,6 +231,100 @@ class Instance:
         except SpiffWorkflowException as exc:
             raise _process_error(exc, task) from None
         return self._advance(None)
+
+    def waiting_messages(self) -> list[str]:
+        """Names of the messages the process can catch now (sorted, each once): message
+        catch events and receive tasks it has reached, message boundary events of the
+        activities running, the messages of an event-based gateway it waits at; in
+        called and embedded sub-processes too."""
+        return sorted({definition.name for _task, definition in self._message_catchers()})
+
+    def message_steps(self, name: str) -> list[StepInfo]:
+        """The steps that would catch message ``name`` now (empty: none waits for it).
+        At an event-based gateway, the catch event after the gateway."""
+        steps = []
+        for task, definition in self._message_catchers(name):
+            spec = task.task_spec
+            if isinstance(spec.event_definition, MultipleEventDefinition):
+                # The gateway holds its events' definitions in the order of its outputs.
+                at = spec.event_definition.event_definitions.index(definition)
+                target = spec.outputs[at] if at < len(spec.outputs) else spec
+                step = self.model.step(task.workflow.spec.name,
+                                       getattr(target, "bpmn_id", None) or "")
+                steps.append(step or self._step(task))
+            else:
+                steps.append(self._step(task))
+        return steps
+
+    def deliver(self, name: str, data: Mapping[str, Any]) -> list[StepInfo]:
+        """Deliver message ``name`` with ``data`` and run on to the next wait states.
+
+        Every event waiting for the message catches it; ``data`` is merged into the
+        process data each catching event passes on (so conditions downstream read its
+        fields as variables). Returns the automatic steps passed on the way, the catching
+        events among them. ProcessError when nothing waits for the message."""
+        catchers = self._message_catchers(name)
+        if not catchers:
+            raise ProcessError(f"the process is not waiting for message {name!r}")
+        payload = dict(data)
+        try:
+            # Matched by definition class and name: the first catcher's stands for all.
+            self._workflow.send_event(BpmnEvent(catchers[0][1], payload=deepcopy(payload)))
+            for task, _definition in catchers:
+                # Caught: the task is ready, its data inherited; SpiffWorkflow's message
+                # events copy a payload only into a spiffworkflow:messageVariable.
+                if task.state == SpiffState.READY:
+                    task.data.update(deepcopy(payload))
+                    self._rearm(task)
+        except OnestopError:
+            raise
+        except SpiffWorkflowException as exc:
+            raise _process_error(exc, catchers[0][0]) from None
+        passed = self._advance(None)
+        for task, definition in catchers:
+            # SpiffWorkflow leaves the payload in the caught task's internal data (the
+            # message's reset clears the variable's name, not the message's; an event-based
+            # gateway keeps the events it saw). It is in the data now: drop the copy.
+            if task.has_state(SpiffState.FINISHED_MASK):
+                task.internal_data.pop(definition.name, None)
+                if isinstance(task.task_spec.event_definition, MultipleEventDefinition):
+                    task.internal_data.pop("seen_events", None)
+        return passed
+
+    @staticmethod
+    def _rearm(task: SpiffTask) -> None:
+        """Wait again at a non-interrupting boundary event that just caught, while its
+        activity runs: BPMN lets it catch any number of times, SpiffWorkflow once."""
+        spec, split = task.task_spec, task.parent
+        if not isinstance(spec, BoundaryEvent) or spec.cancel_activity or split is None \
+                or not isinstance(split.task_spec, BoundaryEventSplit):
+            return
+        main = next((t for t in split.children
+                     if not isinstance(t.task_spec, BoundaryEvent)), None)
+        if main is None or main.has_state(SpiffState.FINISHED_MASK):
+            return
+        # Added as SpiffWorkflow adds boundary events: predicted, so that updating it
+        # lays out its outgoing path, inherits the data and makes it wait.
+        again = split._add_child(spec, state=SpiffState.MAYBE)
+        spec._update(again)
+
+    def _message_catchers(self, name: str | None = None,
+                          ) -> list[tuple[SpiffTask, MessageEventDefinition]]:
+        """Waiting tasks that catch a message now (of ``name``, or any), with the
+        message definition each catches it by."""
+        found = []
+        # Events in called and embedded sub-processes register with the top workflow.
+        for task in list(self._workflow.event_manager.tasks.values()):
+            definition = getattr(task.task_spec, "event_definition", None)
+            inner = definition.event_definitions \
+                if isinstance(definition, MultipleEventDefinition) else [definition]
+            for each in inner:
+                if not isinstance(each, MessageEventDefinition) or not each.name \
+                        or (name is not None and each.name != name):
+                    continue
+                if task.task_spec.catches(task, BpmnEvent(each)):
+                    found.append((task, each))
+        return found
 
     def task_data(self, task_id: str) -> dict[str, Any]:
         """The data a ready task sees (the process data at that step)."""

@@ -59,7 +59,8 @@ class Lane:
 @dataclass
 class Node:
     """A flow node. ``attrs`` are onestop attributes (role, agency, allotment, ...);
-    ``timer`` is ``("timeDate" | "timeDuration", expression)`` for timer events."""
+    ``timer`` is ``("timeDate" | "timeDuration", expression)`` for timer events,
+    ``message`` the message name a message event catches."""
 
     id: str
     kind: str
@@ -69,6 +70,7 @@ class Node:
     attached_to: str | None = None
     cancel_activity: bool = True
     timer: tuple[str, str] | None = None
+    message: str | None = None
     called: str | None = None
     default: str | None = None
 
@@ -274,10 +276,14 @@ def _layout(diagram: Diagram) -> tuple[dict[str, _Box], dict[str, _Box], dict[st
             cx = content_x + 20 + column[node.id] * _COLUMN + _COLUMN / 2
             cy = lane_y[lane_id] + sub * _ROW + _ROW / 2
             shapes[node.id] = _Box(cx - w / 2, cy - h / 2, w, h)
+        on_host: dict[str, int] = {}
         for node in pool.nodes:
             if node.attached_to is not None and node.attached_to in shapes:
                 host = shapes[node.attached_to]
-                shapes[node.id] = _Box(host.x + host.w - 36, host.y + host.h - 18, 36, 36)
+                # Several boundary events share the bottom edge, right to left.
+                index = on_host[node.attached_to] = on_host.get(node.attached_to, -1) + 1
+                shapes[node.id] = _Box(host.x + host.w - 40 - index * 42, host.y + host.h - 18,
+                                       36, 36)
         top = lane_top + _POOL_GAP
     back = set()
     for pool, column, _rows, _r in placed:
@@ -305,6 +311,11 @@ def _waypoints(source: _Box, target: _Box, boundary: bool,
     start = (source.x + source.w, source.cy)
     end = (target.x, target.cy)
     if abs(start[1] - end[1]) < 1:
+        if end[0] - start[0] > _COLUMN:
+            # Skipping over the columns between: go over the top of the row.
+            above = min(source.y, target.y) - 25
+            return [(source.cx, source.y), (source.cx, above), (target.cx, above),
+                    (target.cx, target.y)]
         return [start, end]
     corridor = start[0] + min(25.0, (end[0] - start[0]) / 2)
     return [start, (corridor, start[1]), (corridor, end[1]), end]
@@ -329,6 +340,11 @@ def _write(diagram: Diagram) -> bytes:
         participant.set("id", f"Participant_{pool.process_id}")
         participant.set("name", pool.name)
         participant.set("processRef", pool.process_id)
+    messages = sorted({n.message for pool in diagram.pools for n in pool.nodes if n.message})
+    for name in messages:
+        message = etree.SubElement(root, _q(BPMN_NS, "message"))
+        message.set("id", f"Message_{name}")
+        message.set("name", name)
     for pool in diagram.pools:
         _write_process(root, pool)
     plane_owner = etree.SubElement(root, _q(BPMNDI_NS, "BPMNDiagram"))
@@ -410,6 +426,10 @@ def _write_process(root: etree._Element, pool: Pool) -> None:
             etree.SubElement(element, _q(BPMN_NS, "incoming")).text = flow_id
         for flow_id in outgoing.get(node.id, []):
             etree.SubElement(element, _q(BPMN_NS, "outgoing")).text = flow_id
+        if node.message is not None:
+            definition = etree.SubElement(element, _q(BPMN_NS, "messageEventDefinition"))
+            definition.set("id", f"MessageDefinition_{node.id}")
+            definition.set("messageRef", f"Message_{node.message}")
         if node.timer is not None:
             definition = etree.SubElement(element, _q(BPMN_NS, "timerEventDefinition"))
             definition.set("id", f"TimerDefinition_{node.id}")

@@ -82,11 +82,11 @@ def lint(paths: Sequence[str | Path], catalog: str | Path | None = None) -> list
         context.extend(p for p in sorted(files[0].parent.glob("*.bpmn"))
                        if p.is_file() and p != files[0])
     catalogs: dict[Path, Catalog | None] = {}
-    defined = _process_index(context)
+    defined, called = _process_index(context)
     for file in files:
         used = _catalog_for(file, catalog, catalogs, findings)
         try:
-            findings.extend(_lint_file(file, defined, used))
+            findings.extend(_lint_file(file, defined, called, used))
         except Exception as exc:  # noqa: BLE001 - lint reports, it does not crash
             findings.append(Finding(str(file), None, ERROR,
                                     f"internal error while linting: {type(exc).__name__}: "
@@ -109,9 +109,11 @@ def _catalog_for(file: Path, explicit: str | Path | None, cache: dict[Path, Cata
     return cache[path]
 
 
-def _process_index(files: Iterable[Path]) -> dict[str, Path]:
-    """Which file defines each process id (files that do not parse define nothing)."""
+def _process_index(files: Iterable[Path]) -> tuple[dict[str, Path], set[str]]:
+    """Which file defines each process id (files that do not parse define nothing), and
+    which processes some call activity calls."""
     found: dict[str, Path] = {}
+    called: set[str] = set()
     for file in files:
         try:
             root = parse_xml(file.read_bytes(), str(file))
@@ -119,10 +121,12 @@ def _process_index(files: Iterable[Path]) -> dict[str, Path]:
             continue
         for process in root.iterfind(f"{{{BPMN_NS}}}process"):
             found.setdefault(process.get("id", ""), file)
-    return found
+        called.update(c.get("calledElement", "") for c in root.iter(f"{{{BPMN_NS}}}callActivity"))
+    return found, called
 
 
-def _lint_file(file: Path, defined: dict[str, Path], catalog: Catalog | None) -> list[Finding]:
+def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
+               catalog: Catalog | None) -> list[Finding]:
     name = str(file)
     try:
         root = parse_xml(file.read_bytes(), name)
@@ -159,14 +163,16 @@ def _lint_file(file: Path, defined: dict[str, Path], catalog: Catalog | None) ->
                 used.setdefault(callee.get("id", ""), [])
     for process in root.iterfind(f"{{{BPMN_NS}}}process"):
         if process.get("id") in executable:
-            findings.extend(_lint_process(process, root, name, defined, used, untranslated))
+            findings.extend(_lint_process(process, root, name, defined, called, used,
+                                          untranslated))
     if not any(f.severity == ERROR for f in findings):
         findings.extend(_load_and_dry_run(file, root, name, defined, executable))
     return findings
 
 
 def _lint_process(process: etree._Element, root: etree._Element, name: str,
-                  defined: dict[str, Path], used: dict[str, list[Duration]],
+                  defined: dict[str, Path], called: set[str],
+                  used: dict[str, list[Duration]],
                   untranslated: set[str | None]) -> list[Finding]:
     pid = process.get("id", "")
     rules = ERROR if pid in used else WARNING
@@ -221,7 +227,8 @@ def _lint_process(process: etree._Element, root: etree._Element, name: str,
         except ModelError as exc:
             findings.append(Finding(name, owner.get("id") if owner is not None else None,
                                     ERROR, f"condition: {exc.reason}"))
-    findings.extend(_one_stop_rules(process, root, name, infos, used.get(pid, []), rules))
+    findings.extend(_one_stop_rules(process, root, name, infos, used.get(pid, []), rules,
+                                    pid in called))
     return findings
 
 
@@ -259,7 +266,8 @@ def _timers(element: etree._Element, clock: str | None, name: str) -> list[Findi
 
 
 def _one_stop_rules(process: etree._Element, root: etree._Element, name: str,
-                    infos: dict, legal_times: list[Duration], rules: str) -> list[Finding]:
+                    infos: dict, legal_times: list[Duration], rules: str,
+                    is_called: bool) -> list[Finding]:
     findings: list[Finding] = []
     pid = process.get("id")
     callees = _callees(process, root)
@@ -270,8 +278,8 @@ def _one_stop_rules(process: etree._Element, root: etree._Element, name: str,
                                                                  f"{{{BPMN_NS}}}timeDuration"))
         for p in everything for e in p.iter() if isinstance(e.tag, str))
     has_user_tasks = any(p.find(f".//{{{BPMN_NS}}}userTask") is not None for p in everything)
-    called = {c.get("calledElement") for c in root.iter(f"{{{BPMN_NS}}}callActivity")}
-    if has_user_tasks and not late and pid not in called:
+    # A called process is covered by its caller's late path.
+    if has_user_tasks and not late and not is_called:
         findings.append(Finding(name, pid, rules,
                                 "no late path: add a non-interrupting timer 'apology_due' on "
                                 "the resolution, leading to a step with onestop:sla="
@@ -293,7 +301,10 @@ def _one_stop_rules(process: etree._Element, root: etree._Element, name: str,
 def _longest(process: etree._Element, root: etree._Element, infos: dict,
              depth: int = 0) -> tuple[Decimal, Decimal]:
     """The largest (hours, share of legal time) along a path from start to end, over
-    normal flows (not those out of boundary events, which run beside the path)."""
+    normal flows (not those out of boundary events, which run beside the path). A step
+    under the transfer cut-off rule (allotment ``cutoff``) counts as one working day."""
+    from ..bpmn.extensions import is_cutoff
+
     nodes = {e.get("id"): e for e in process if isinstance(e.tag, str) and e.get("id")}
     targets: dict[str, list[str]] = {}
     for flow in process.iterfind(f"{{{BPMN_NS}}}sequenceFlow"):
@@ -316,6 +327,9 @@ def _longest(process: etree._Element, root: etree._Element, infos: dict,
         info = infos.get(node_id)
         if info is None or not info.allotment or info.sla:
             return Decimal(0), Decimal(0)
+        if is_cutoff(info.allotment):
+            # Same day, or the next morning's run: at most one working day.
+            return _HOURS_PER_DAY, Decimal(0)
         if "%" in info.allotment:
             return Decimal(0), Decimal(str(allotment_share(info.allotment)))
         return _hours(Duration.parse(info.allotment)), Decimal(0)

@@ -39,6 +39,7 @@ from ..catalog import LEVELS
 from ..duration import Duration, Unit
 from ..errors import CatalogError, ModelError
 from .diagram import Diagram, Pool
+from .patterns import apology_path, reception_alternatives
 
 COLUMNS = ("step", "name_vi", "role", "agency", "allotment", "kind")
 ROLES = ("receiving_officer", "specialist", "department_head", "leader", "consulted_agency",
@@ -344,35 +345,9 @@ def model_from_table(table: ProcedureTable, process_id: str | None = None) -> by
     main.node("EndEvent_Returned", "endEvent", "Đã trả kết quả", "Lane_Desk", status="10")
     main.flow(previous, "EndEvent_Returned")
     # Off the main path: the other reception outcomes and the apology path.
-    main.node("Task_RequestSupplement", "userTask",
-              "Lập Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ", "Lane_Desk",
-              role="receiving_officer", form="missing")
-    main.node("Task_ReceiveSupplement", "userTask", "Nhận hồ sơ bổ sung", "Lane_Desk",
-              role="receiving_officer", status="5", form="supplemented?")
-    main.node("Task_IssueRefusal", "userTask", "Lập Phiếu từ chối tiếp nhận hồ sơ",
-              "Lane_Desk", role="receiving_officer", form="reason")
-    main.node("EndEvent_Refused", "endEvent", "Không tiếp nhận", "Lane_Desk", status="3")
     main.flow("Gateway_CheckOutcome", "Event_Accepted", "Đầy đủ", 'outcome == "accept"')
-    main.flow("Gateway_CheckOutcome", "Task_RequestSupplement", "Cần bổ sung",
-              'outcome == "supplement"')
-    main.flow("Gateway_CheckOutcome", "Task_IssueRefusal", "Từ chối", 'outcome == "refuse"')
-    main.flow("Task_RequestSupplement", "Task_ReceiveSupplement")
-    main.flow("Task_ReceiveSupplement", "Step_1")
-    main.flow("Task_IssueRefusal", "EndEvent_Refused")
-    timer = main.node("Timer_Apology", "boundaryEvent", "1 ngày làm việc trước hạn",
-                      "Lane_Resolver")
-    timer.attached_to, timer.cancel_activity = "Call_Resolve", False
-    timer.timer = ("timeDate", "apology_due")
-    main.node("Task_ExplainDelay", "userTask", "Nêu lý do chậm, đề xuất ngày hẹn mới",
-              "Lane_Resolver", role="specialist", agency="responsible", sla="propose",
-              allotment="0.5wd", form="delay_reason; new_appointment")
-    main.node("Task_IssueApology", "userTask",
-              "Phát hành Phiếu xin lỗi và hẹn lại ngày trả kết quả", "Lane_Desk",
-              role="receiving_officer", sla="apology", allotment="0.5wd", form="letter_no?")
-    main.node("EndEvent_Apologised", "endEvent", "Đã xin lỗi, hẹn lại", "Lane_Desk")
-    main.flow("Timer_Apology", "Task_ExplainDelay")
-    main.flow("Task_ExplainDelay", "Task_IssueApology")
-    main.flow("Task_IssueApology", "EndEvent_Apologised")
+    reception_alternatives(main, "Lane_Desk", "Gateway_CheckOutcome", "Step_1")
+    apology_path(main, "Call_Resolve", "Lane_Desk", "Lane_Resolver")
 
     resolution = diagram.pool(rid, f"Giải quyết: {table.name}")
     lanes: dict[str, str] = {}
