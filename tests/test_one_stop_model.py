@@ -185,3 +185,16 @@ def test_late_dossier_gets_one_apology_through_the_call(engine: Engine,
     after = engine.complete(apology.id, "tn.an", {})
     assert after.appointment_at > appointment
     assert engine.sla(dossier.code).apologies
+
+
+def test_applicant_withdraws_during_resolution(engine: Engine) -> None:
+    dossier = _receive(engine)
+    _run(engine, dossier.code, {"Task_CheckDossier": [{"outcome": "accept"}]},
+         stop_before="Task_Examine")
+    after = engine.message(dossier.code, "withdrawal_requested",
+                           data={"reason": "Công dân rút hồ sơ"})
+    assert after.status is DossierStatus.WITHDRAWAL_REQUESTED
+    assert [t.step for t in after.open_tasks] == ["Task_ConfirmWithdrawal"]
+    assert engine.inbox("dt.dung") == []
+    done = _run(engine, dossier.code, {})
+    assert done == ["Task_ConfirmWithdrawal"] and engine.dossier(dossier.code).finished
