@@ -64,7 +64,7 @@ def resolve_call(main: Pool, previous: str, desk: str, resolver: str, called: st
     main.flow("Call_Resolve", "Gateway_Result")
     main.node("Event_Resolved", "intermediateThrowEvent", "Đã có kết quả", desk, status="9")
     resolved = main.flow("Gateway_Result", "Event_Resolved", "Có kết quả")
-    main.nodes[-2].default = resolved.id  # the gateway
+    main.get("Gateway_Result").default = resolved.id
     main.node("EndEvent_Stopped", "endEvent", "Dừng xử lý", resolver, status="8")
     main.flow("Gateway_Result", "EndEvent_Stopped", "Dừng xử lý", 'verdict == "stop"')
     return "Event_Resolved"
@@ -74,7 +74,7 @@ def returns(main: Pool, previous: str, desk: str) -> None:
     """Return at the desk (default), by post, or electronically."""
     main.node("Gateway_ReturnMode", "exclusiveGateway", "Hình thức trả kết quả?", desk)
     main.flow(previous, "Gateway_ReturnMode")
-    gateway = main.nodes[-1]
+    gateway = main.get("Gateway_ReturnMode")
     main.node("Task_ReturnAtDesk", "userTask", "Trả kết quả tại Bộ phận Một cửa", desk,
               role="receiving_officer", allotment="5%", form="receiver?")
     gateway.default = main.flow("Gateway_ReturnMode", "Task_ReturnAtDesk", "Tại quầy").id
@@ -131,7 +131,8 @@ def resolution(diagram: Diagram, process_id: str = "resolution",
     pool.node("Task_Approve", "userTask", "Phê duyệt, ký kết quả", lead, allotment="15%",
               form="document_no?")
     pool.node("EndEvent_Resolve", "endEvent", "", lead)
-    pool.nodes[-3].default = pool.flow("Gateway_Verdict", "Task_Approve", "Đủ điều kiện").id
+    approve = pool.flow("Gateway_Verdict", "Task_Approve", "Đủ điều kiện")
+    pool.get("Gateway_Verdict").default = approve.id
     pool.flow("Task_Approve", "EndEvent_Resolve")
     pool.node("Task_Verify", "userTask", "Thẩm tra, xác minh, kiểm tra thực địa", spec,
               allotment="15%", form="findings")
@@ -184,9 +185,9 @@ def one_stop() -> Diagram:
     returns(main, resolved, desk)
     # Off the main path.
     reception_alternatives(main, desk, "Gateway_CheckOutcome", "Task_CheckDossier")
-    digitize = next(n for n in main.nodes if n.id == "Gateway_Digitize")
+    digitize = main.get("Gateway_Digitize")
     digitize.default = main.flow("Gateway_Digitize", "Gateway_Digitized", "Đã có (tái sử dụng)").id
-    transfer = next(n for n in main.nodes if n.id == "Gateway_Transfer")
+    transfer = main.get("Gateway_Transfer")
     transfer.default = main.flow("Gateway_Transfer", "Task_TransferElectronic", "Điện tử").id
     main.flow("Gateway_Transfer", "Task_TransferPaper", "Hồ sơ giấy", 'transfer == "paper"')
     apology_path(main, "Call_Resolve", desk, resolver)

@@ -34,7 +34,7 @@ from .connectors import ConnectorTask, ConnectorTaskParser, adopt_automatic
 from .extensions import BPMN_NS, NSMAP, StepInfo, step_info
 from .serialization import spec_registry
 from .timers import IsoDuration, adopt_timers, literal, timer_expression
-from .xml import parse_xml
+from .xml import parse_file
 
 #: Flow nodes the engine runs.
 SUPPORTED_FLOW_NODES = frozenset({
@@ -122,11 +122,7 @@ def load_models(files: Iterable[str | Path]) -> dict[str, ProcessModel]:
     documents: dict[str, etree._Element] = {}
     for path in files:
         name = str(path)
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
-        root = parse_xml(data, name)
+        root = parse_file(path)
         _check_document(root, name)
         bridge_model(root, name)
         documents[name] = root
@@ -334,27 +330,44 @@ def _resolve(value: str, ids: Mapping[str, etree._Element]) -> etree._Element | 
     return None
 
 
-def _steps_of(process: etree._Element, name: str) -> dict[str, StepInfo]:
+def lane_index(process: etree._Element) -> dict[str, etree._Element]:
+    """Each flow node id of ``process`` and the lane that lists it."""
     lanes: dict[str, etree._Element] = {}
     # Lanes nest; iterating in document order lets the innermost lane win.
     for lane in process.iter(f"{{{BPMN_NS}}}lane"):
         for ref in lane.iterfind(f"{{{BPMN_NS}}}flowNodeRef"):
             if ref.text:
                 lanes[ref.text.strip()] = lane
-    steps = {}
+    return lanes
+
+
+def lane_of(element: etree._Element, lanes: Mapping[str, etree._Element],
+            process: etree._Element) -> etree._Element | None:
+    """The lane of a flow node. Inside an embedded sub-process, a node without a lane
+    takes the sub-process's lane (modelers draw lanes on the outer process only)."""
+    lane = lanes.get(element.get("id", ""))
+    parent = element.getparent()
+    while lane is None and parent is not None and parent is not process:
+        lane = lanes.get(parent.get("id") or "")
+        parent = parent.getparent()
+    return lane
+
+
+def flow_nodes(process: etree._Element) -> Iterator[etree._Element]:
+    """The flow nodes the engine runs in ``process`` (nested ones included)."""
     for element in process.iter():
-        if not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN_NS}}}"):
-            continue
-        if etree.QName(element).localname in SUPPORTED_FLOW_NODES and element.get("id"):
-            lane = lanes.get(element.get("id", ""))
-            parent = element.getparent()
-            # Inside an embedded sub-process, a node without a lane takes the
-            # sub-process's lane (modelers draw lanes on the outer process only).
-            while lane is None and parent is not None and parent is not process:
-                lane = lanes.get(parent.get("id") or "")
-                parent = parent.getparent()
-            info = step_info(element, lane, name)
-            steps[info.id] = info
+        if isinstance(element.tag, str) and element.tag.startswith(f"{{{BPMN_NS}}}") \
+                and etree.QName(element).localname in SUPPORTED_FLOW_NODES \
+                and element.get("id"):
+            yield element
+
+
+def _steps_of(process: etree._Element, name: str) -> dict[str, StepInfo]:
+    lanes = lane_index(process)
+    steps = {}
+    for element in flow_nodes(process):
+        info = step_info(element, lane_of(element, lanes, process), name)
+        steps[info.id] = info
     return steps
 
 

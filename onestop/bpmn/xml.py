@@ -8,6 +8,8 @@ never needs one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lxml import etree
 
 from ..errors import ModelError, UnsafeModelError
@@ -22,6 +24,16 @@ def _parser() -> etree.XMLParser:
         huge_tree=False,
         remove_comments=False,
     )
+
+
+def parse_file(path: str | Path) -> etree._Element:
+    """Read and safely parse a model file; a :class:`ModelError` names the file."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
+    return parse_xml(data, name)
 
 
 def parse_xml(data: bytes, filename: str) -> etree._Element:

@@ -114,6 +114,13 @@ class Pool:
         self.nodes.append(node)
         return node
 
+    def get(self, node_id: str) -> Node:
+        """The node with this id (KeyError if the pool has none)."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
     def flow(self, source: str, target: str, name: str = "", condition: str | None = None,
              flow_id: str | None = None) -> Flow:
         """Add a sequence flow between two nodes."""

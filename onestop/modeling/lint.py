@@ -31,19 +31,21 @@ from lxml import etree
 
 from ..bpmn import sandbox
 from ..bpmn.connectors import connector_of
-from ..bpmn.extensions import BPMN_NS, ONESTOP_NS, allotment_share, step_info
+from ..bpmn.extensions import BPMN_NS, ONESTOP_NS, allotment_share, is_cutoff, step_info
 from ..bpmn.loader import (
-    SUPPORTED_FLOW_NODES,
-    check_timer,
     bridge_problems,
+    check_timer,
     document_problems,
+    flow_nodes,
+    lane_index,
+    lane_of,
     load_models,
 )
 from ..bpmn.runtime import Instance, script_engine
 from ..catalog import Catalog, load_catalog
 from ..duration import Duration, Unit
 from ..errors import ModelError, OnestopError
-from ..bpmn.xml import parse_xml
+from ..bpmn.xml import parse_file
 
 ERROR, WARNING = "error", "warning"
 _HOURS_PER_DAY = Decimal(8)
@@ -116,8 +118,8 @@ def _process_index(files: Iterable[Path]) -> tuple[dict[str, Path], set[str]]:
     called: set[str] = set()
     for file in files:
         try:
-            root = parse_xml(file.read_bytes(), str(file))
-        except (OSError, OnestopError):
+            root = parse_file(file)
+        except OnestopError:
             continue
         for process in root.iterfind(f"{{{BPMN_NS}}}process"):
             found.setdefault(process.get("id", ""), file)
@@ -129,9 +131,7 @@ def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
                catalog: Catalog | None) -> list[Finding]:
     name = str(file)
     try:
-        root = parse_xml(file.read_bytes(), name)
-    except OSError as exc:
-        return [Finding(name, None, ERROR, f"cannot read file: {exc.strerror}")]
+        root = parse_file(file)
     except ModelError as exc:
         return [_from_error(exc, name)]
     findings: list[Finding] = []
@@ -177,17 +177,13 @@ def _lint_process(process: etree._Element, root: etree._Element, name: str,
     pid = process.get("id", "")
     rules = ERROR if pid in used else WARNING
     findings: list[Finding] = []
-    lanes = _lanes(process)
+    lanes = lane_index(process)
     infos = {}
-    for element in process.iter():
-        if not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN_NS}}}"):
-            continue
+    for element in flow_nodes(process):
         local = etree.QName(element).localname
         element_id = element.get("id")
-        if local not in SUPPORTED_FLOW_NODES or not element_id:
-            continue
         try:
-            info = step_info(element, _lane_of(element, lanes, process), name)
+            info = step_info(element, lane_of(element, lanes, process), name)
             infos[element_id] = info
         except ModelError as exc:
             findings.append(_from_error(exc, name))
@@ -284,12 +280,11 @@ def _one_stop_rules(process: etree._Element, root: etree._Element, name: str,
                                 "no late path: add a non-interrupting timer 'apology_due' on "
                                 "the resolution, leading to a step with onestop:sla="
                                 "\"propose\" and one with onestop:sla=\"apology\""))
-    for legal in legal_times:
-        total, shares = _longest(process, root, infos)
+    for legal in dict.fromkeys(legal_times):
         if legal.unit is Unit.CALENDAR_DAYS:
             continue  # calendar time cannot be compared with working-time allotments
         legal_hours = _hours(legal)
-        spent = total + shares * legal_hours
+        spent = _longest(process, root, infos, legal_hours)
         if spent > legal_hours:
             findings.append(Finding(name, pid, rules,
                                     f"allotments along the longest path add up to "
@@ -299,12 +294,11 @@ def _one_stop_rules(process: etree._Element, root: etree._Element, name: str,
 
 
 def _longest(process: etree._Element, root: etree._Element, infos: dict,
-             depth: int = 0) -> tuple[Decimal, Decimal]:
-    """The largest (hours, share of legal time) along a path from start to end, over
-    normal flows (not those out of boundary events, which run beside the path). A step
-    under the transfer cut-off rule (allotment ``cutoff``) counts as one working day."""
-    from ..bpmn.extensions import is_cutoff
-
+             legal_hours: Decimal, depth: int = 0) -> Decimal:
+    """The most working hours allotted along a path from start to end, over normal flows
+    (not those out of boundary events, which run beside the path); a share counts as that
+    share of ``legal_hours``. A step under the transfer cut-off rule (allotment
+    ``cutoff``) counts as one working day."""
     nodes = {e.get("id"): e for e in process if isinstance(e.tag, str) and e.get("id")}
     targets: dict[str, list[str]] = {}
     for flow in process.iterfind(f"{{{BPMN_NS}}}sequenceFlow"):
@@ -312,45 +306,41 @@ def _longest(process: etree._Element, root: etree._Element, infos: dict,
         if source is None or etree.QName(source).localname == "boundaryEvent":
             continue
         targets.setdefault(flow.get("sourceRef", ""), []).append(flow.get("targetRef", ""))
-    memo: dict[str, tuple[Decimal, Decimal]] = {}
+    memo: dict[str, Decimal] = {}
     visiting: set[str] = set()
 
-    def weight(node_id: str) -> tuple[Decimal, Decimal]:
+    def weight(node_id: str) -> Decimal:
         element = nodes[node_id]
         local = etree.QName(element).localname
         if local in ("subProcess", "transaction") and depth < 5:
-            return _longest(element, root, infos, depth + 1)
+            return _longest(element, root, infos, legal_hours, depth + 1)
         if local == "callActivity" and depth < 5:
             callee = _process_by_id(root, element.get("calledElement"))
             if callee is not None:
-                return _longest(callee, root, infos, depth + 1)
+                return _longest(callee, root, infos, legal_hours, depth + 1)
         info = infos.get(node_id)
         if info is None or not info.allotment or info.sla:
-            return Decimal(0), Decimal(0)
+            return Decimal(0)
         if is_cutoff(info.allotment):
             # Same day, or the next morning's run: at most one working day.
-            return _HOURS_PER_DAY, Decimal(0)
+            return _HOURS_PER_DAY
         if "%" in info.allotment:
-            return Decimal(0), Decimal(str(allotment_share(info.allotment)))
-        return _hours(Duration.parse(info.allotment)), Decimal(0)
+            return Decimal(str(allotment_share(info.allotment))) * legal_hours
+        return _hours(Duration.parse(info.allotment))
 
-    def best(node_id: str) -> tuple[Decimal, Decimal]:
+    def best(node_id: str) -> Decimal:
         if node_id in memo:
             return memo[node_id]
         if node_id in visiting or node_id not in nodes:
-            return Decimal(0), Decimal(0)  # a loop back: counted once
+            return Decimal(0)  # a loop back: counted once
         visiting.add(node_id)
-        own = weight(node_id)
-        after = [best(t) for t in targets.get(node_id, [])]
-        tail = max(after, key=lambda pair: pair[0] + pair[1] * 1000, default=(0, 0))
+        tail = max((best(t) for t in targets.get(node_id, [])), default=Decimal(0))
         visiting.discard(node_id)
-        memo[node_id] = (own[0] + Decimal(tail[0]), own[1] + Decimal(tail[1]))
+        memo[node_id] = weight(node_id) + tail
         return memo[node_id]
 
     starts = [i for i, e in nodes.items() if etree.QName(e).localname == "startEvent"]
-    results = [best(s) for s in starts]
-    return max(results, key=lambda pair: pair[0] + pair[1] * 1000,
-               default=(Decimal(0), Decimal(0)))
+    return max((best(s) for s in starts), default=Decimal(0))
 
 
 def _hours(duration: Duration) -> Decimal:
@@ -439,25 +429,6 @@ def _callees(process: etree._Element, root: etree._Element) -> list[etree._Eleme
         if callee is not None and callee is not process:
             found.append(callee)
     return found
-
-
-def _lanes(process: etree._Element) -> dict[str, etree._Element]:
-    lanes = {}
-    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
-        for ref in lane.iterfind(f"{{{BPMN_NS}}}flowNodeRef"):
-            if ref.text:
-                lanes[ref.text.strip()] = lane
-    return lanes
-
-
-def _lane_of(element: etree._Element, lanes: dict[str, etree._Element],
-             process: etree._Element) -> etree._Element | None:
-    lane = lanes.get(element.get("id", ""))
-    parent = element.getparent()
-    while lane is None and parent is not None and parent is not process:
-        lane = lanes.get(parent.get("id") or "")
-        parent = parent.getparent()
-    return lane
 
 
 def _used_processes(catalog: Catalog | None) -> dict[str, list[Duration]]:

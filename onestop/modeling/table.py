@@ -28,13 +28,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import time
-from decimal import Decimal
 from pathlib import Path
 
 from lxml import etree
 
 from ..bpmn.extensions import BPMN_NS, ONESTOP_NS
-from ..bpmn.xml import parse_xml
+from ..bpmn.loader import lane_index
+from ..bpmn.xml import parse_file
 from ..catalog import LEVELS
 from ..duration import Duration, Unit
 from ..errors import CatalogError, ModelError
@@ -52,8 +52,6 @@ META_KEYS = ("procedure", "name", "legal_time", "cutoff", "level")
 _DESK_BEFORE = ("receive", "digitize", "transfer")
 _CODE = re.compile(r"^\d\.\d{6}(\.[0-9A-Za-z.]+)?$")
 _SYSTEM = "system"
-#: Working hours in a working day, for comparing allotments with the legal time.
-HOURS_PER_DAY = Decimal(8)
 
 
 @dataclass(frozen=True)
@@ -401,11 +399,7 @@ def table_from_model(path: str | Path) -> ProcedureTable:
     :func:`model_from_table` (or drawn the same way): every node carrying
     ``onestop:kind`` is a step; its agency is its lane's name."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
-    root = parse_xml(data, name)
+    root = parse_file(path)
     processes = {p.get("id"): p for p in root.iter(f"{{{BPMN_NS}}}process")}
     main = next((p for p in processes.values() if p.get(f"{{{ONESTOP_NS}}}procedure")), None)
     if main is None:
@@ -430,13 +424,8 @@ def table_from_model(path: str | Path) -> ProcedureTable:
 
 
 def _lane_name(node: etree._Element) -> str:
-    process = node.getparent()
-    node_id = node.get("id")
-    for lane in process.iter(f"{{{BPMN_NS}}}lane"):
-        for ref in lane.iterfind(f"{{{BPMN_NS}}}flowNodeRef"):
-            if (ref.text or "").strip() == node_id:
-                return lane.get("name", "")
-    return ""
+    lane = lane_index(node.getparent()).get(node.get("id", ""))
+    return lane.get("name", "") if lane is not None else ""
 
 
 def _walk(process: etree._Element, processes: dict[str | None, etree._Element],
@@ -479,10 +468,10 @@ def _walk(process: etree._Element, processes: dict[str | None, etree._Element],
             outgoing = targets.get(current, [])
         # Follow the path a dossier takes when all goes well: the accepted outcome
         # (the first flow whose target leads on), skipping loops back.
-        current = _next(element, outgoing, nodes, seen)
+        current = _next(outgoing, nodes, seen)
 
 
-def _next(element: etree._Element, outgoing: list[str], nodes: dict[str | None, etree._Element],
+def _next(outgoing: list[str], nodes: dict[str | None, etree._Element],
           seen: set[str]) -> str | None:
     for target in outgoing:
         if target not in seen and target in nodes:
