@@ -62,7 +62,7 @@ RECEIVING_ROLE = "receiving_officer"
 PORTAL_ACTOR = "portal"
 #: Process variables the engine sets; completion data may not overwrite them.
 RESERVED_FIELDS = frozenset({"procedure", "channel", "components", "missing_components",
-                             "to_digitize", "reused"})
+                             "to_digitize", "reused", "fee_due"})
 #: Form fields of the apology path: the responsible agency's reason and proposed date.
 DELAY_REASON, NEW_APPOINTMENT = "delay_reason", "new_appointment"
 
@@ -179,8 +179,11 @@ class Engine:
         ``procedure`` (code), ``channel`` (1, 2, 3), ``components`` (handed in, then
         held), ``missing_components`` (required ones neither handed in nor held),
         ``to_digitize`` (handed-in components marked ``must_digitize`` that are not held,
-        in catalogue order: a model can skip its digitize step with a gateway on
-        ``len(to_digitize) > 0``) and ``reused`` (the held codes, in catalogue order).
+        in catalogue order; none for an online dossier, whose components arrive as
+        electronic documents: a model can skip its digitize step with a gateway on
+        ``len(to_digitize) > 0``), ``reused`` (the held codes, in catalogue order) and
+        ``fee_due`` (the procedure's fees in VND, 0 when free: a model can wait for the
+        online payment with a gateway on ``fee_due > 0``).
         The ``received`` event records the desk, whether the procedure is boundary-free,
         and the held codes.
         """
@@ -215,8 +218,9 @@ class Engine:
                                    f"{proc.code} is not marked reusable in the catalogue: "
                                    f"the applicant hands it in")
         reused = [c.code for c in proc.components if c.code in held]
-        to_digitize = [c.code for c in proc.components
-                       if c.must_digitize and c.code in handed_in and c.code not in reused]
+        to_digitize = [] if channel is Channel.ONLINE else [
+            c.code for c in proc.components
+            if c.must_digitize and c.code in handed_in and c.code not in reused]
         handed_in = list(dict.fromkeys([*handed_in, *held]))
         resolver = resolving_agency or proc.agency
         catalog.agency(resolver)
@@ -257,7 +261,7 @@ class Engine:
             instance, passed = Instance.start(model, {
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
-                "to_digitize": to_digitize, "reused": reused,
+                "to_digitize": to_digitize, "reused": reused, "fee_due": proc.fee_total,
             }, self._script)
             regime = proc.effective_regime(self._regimes().at(now))
             context = _Context(self, code, desk, resolver, proc.agencies,

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import pytest
+from lxml import etree
 
 from onestop import VIETNAM_TZ, Engine, ManualClock, Officer
+from onestop.modeling.diagram import overlaps
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_URL = os.environ.get("ONESTOP_TEST_POSTGRES")
@@ -80,17 +82,60 @@ def engine(make_engine: Callable[..., Engine], database: str) -> Engine:
 
 
 def drive(engine: Engine, code: str, answers: dict[str, list[dict]] | None = None,
-          stop_before: str | None = None) -> None:
-    """Let the staff complete the dossier's steps, answering forms from ``answers``."""
+          stop_before: str | tuple[str, ...] = (), staff: Sequence[Officer] = STAFF
+          ) -> list[str]:
+    """Let ``staff`` complete the dossier's steps in order, answering forms from
+    ``answers`` (each step's replies used in turn), until none is open or the next is
+    one of ``stop_before``; returns the steps done."""
+    stops = (stop_before,) if isinstance(stop_before, str) else stop_before
     answers = answers or {"Task_CheckDossier": [{"outcome": "accept"}]}
     queue = {k: list(v) for k, v in answers.items()}
     usual = {"Task_Examine": {"verdict": "approve"}}
+    done: list[str] = []
     for _ in range(50):
         dossier = engine.dossier(code)
-        if not dossier.open_tasks or dossier.open_tasks[0].step == stop_before:
-            return
+        if not dossier.open_tasks or dossier.open_tasks[0].step in stops:
+            return done
         task = dossier.open_tasks[0]
-        officer = next(o.id for o in STAFF if o.has_role(task.agency, task.role))
+        officer = next(o.id for o in staff if o.has_role(task.agency, task.role))
         replies = queue.get(task.step)
         engine.complete(task.id, officer, replies.pop(0) if replies else usual.get(task.step, {}))
+        done.append(task.step)
     raise AssertionError("dossier did not finish in 50 steps")
+
+
+BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+DI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
+DC = "{http://www.omg.org/spec/DD/20100524/DC}"
+
+
+def assert_well_drawn(xml: bytes) -> None:
+    """What a designer sees on opening the file in a modeler: every element drawn, no
+    two flow nodes on top of each other, every flow node inside its lane."""
+    root = etree.fromstring(xml)
+    elements = {e.get("id") for e in root.iter() if isinstance(e.tag, str)
+                and e.tag.startswith(BPMN) and e.get("id")
+                and etree.QName(e).localname not in ("process", "collaboration", "message",
+                                                      "definitions", "laneSet")
+                and not etree.QName(e).localname.endswith("EventDefinition")}
+    drawn = {e.get("bpmnElement") for e in root.iter(f"{DI}BPMNShape", f"{DI}BPMNEdge")}
+    assert elements <= drawn, elements - drawn
+    flow_nodes, boxes = [], []
+    for shape in root.iter(f"{DI}BPMNShape"):
+        element = root.xpath(f"//*[@id='{shape.get('bpmnElement')}']")[0]
+        local = etree.QName(element).localname
+        if local in ("participant", "lane", "boundaryEvent"):
+            continue
+        bounds = shape.find(f"{DC}Bounds")
+        flow_nodes.append(shape.get("bpmnElement"))
+        boxes.append(tuple(float(bounds.get(k)) for k in ("x", "y", "width", "height")))
+    assert overlaps(boxes) == []
+    lanes = {}
+    for lane in root.iter(f"{BPMN}lane"):
+        bounds = root.xpath(f"//*[@bpmnElement='{lane.get('id')}']")[0].find(f"{DC}Bounds")
+        box = tuple(float(bounds.get(k)) for k in ("x", "y", "width", "height"))
+        for ref in lane.iterfind(f"{BPMN}flowNodeRef"):
+            lanes[ref.text] = box
+    for node, (x, y, w, h) in zip(flow_nodes, boxes, strict=True):
+        lx, ly, lw, lh = lanes[node]
+        assert lx <= x and x + w <= lx + lw and ly <= y and y + h <= ly + lh, node

@@ -54,11 +54,14 @@ def test_shipped_catalogue_has_at_least_ten_procedures_across_six_fields():
 
 def test_the_five_table_procedures_keep_their_process_and_agency():
     catalog = load_catalog(PROCESSES / "catalog.json")
-    expected = {"2.000815": "AN-BINH-UB", "1.009994": "AN-BINH-KT", "2.000575": "AN-BINH-KT",
-                "1.001193": "AN-BINH-TP", "2.000488": "SO-TU-PHAP"}
-    for code, agency in expected.items():
+    expected = {"2.000815": ("standard", "AN-BINH-UB"),
+                "1.009994": ("standard", "AN-BINH-KT"),
+                "2.000575": ("standard", "AN-BINH-KT"),
+                "1.001193": ("standard", "AN-BINH-TP"),
+                "2.000488": ("interagency", "SO-TU-PHAP")}
+    for code, (process, agency) in expected.items():
         proc = catalog.procedure(code)
-        assert (proc.process, proc.agency) == ("standard", agency)
+        assert (proc.process, proc.agency) == (process, agency)
     assert list(catalog.procedures)[:5] == list(expected)       # other tests edit by index
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from lxml import etree
 
 from onestop import DossierStatus, Duration, Engine, EventKind, Officer
 from onestop.cli import main
@@ -21,12 +20,11 @@ from onestop.modeling import (
     table_from_model,
     write_table,
 )
-from onestop.modeling.diagram import overlaps
+
+from .conftest import assert_well_drawn
 
 TABLES = Path(__file__).parent.parent / "processes" / "tables"
 TABLE_FILES = sorted(TABLES.glob("*.csv"))
-DI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
-DC = "{http://www.omg.org/spec/DD/20100524/DC}"
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 
 
@@ -49,34 +47,7 @@ def test_import_then_export_reproduces_the_table(table_file: Path, tmp_path: Pat
 @pytest.mark.parametrize("table_file", TABLE_FILES, ids=lambda p: p.stem)
 def test_generated_diagram_is_complete_and_nothing_overlaps(table_file: Path,
                                                            tmp_path: Path) -> None:
-    root = etree.fromstring(model_from_table(read_table(table_file)))
-    elements = {e.get("id") for e in root.iter() if isinstance(e.tag, str)
-                and e.tag.startswith(BPMN) and e.get("id")
-                and etree.QName(e).localname not in ("process", "collaboration",
-                                                      "definitions", "laneSet",
-                                                      "timerEventDefinition")}
-    drawn = {e.get("bpmnElement") for e in root.iter(f"{DI}BPMNShape", f"{DI}BPMNEdge")}
-    assert elements <= drawn, elements - drawn
-    flow_nodes, boxes = [], []
-    for shape in root.iter(f"{DI}BPMNShape"):
-        element = root.xpath(f"//*[@id='{shape.get('bpmnElement')}']")[0]
-        local = etree.QName(element).localname
-        if local in ("participant", "lane", "boundaryEvent"):
-            continue
-        bounds = shape.find(f"{DC}Bounds")
-        flow_nodes.append(shape.get("bpmnElement"))
-        boxes.append(tuple(float(bounds.get(k)) for k in ("x", "y", "width", "height")))
-    assert overlaps(boxes) == []
-    # Every shape lies inside its lane.
-    lanes = {}
-    for lane in root.iter(f"{BPMN}lane"):
-        bounds = root.xpath(f"//*[@bpmnElement='{lane.get('id')}']")[0].find(f"{DC}Bounds")
-        box = tuple(float(bounds.get(k)) for k in ("x", "y", "width", "height"))
-        for ref in lane.iterfind(f"{BPMN}flowNodeRef"):
-            lanes[ref.text] = box
-    for node, (x, y, w, h) in zip(flow_nodes, boxes, strict=True):
-        lx, ly, lw, lh = lanes[node]
-        assert lx <= x and x + w <= lx + lw and ly <= y and y + h <= ly + lh, node
+    assert_well_drawn(model_from_table(read_table(table_file)))
 
 
 def _library_for(table_file: Path, folder: Path) -> tuple[Path, dict[str, str]]:

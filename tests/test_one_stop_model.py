@@ -12,11 +12,13 @@ import pytest
 
 from onestop import VIETNAM_TZ, DossierStatus, Engine, EventKind, ManualClock, Officer
 
-PROCEDURE = "1.004873"  # Cấp Giấy xác nhận tình trạng hôn nhân: process one_stop
+from .conftest import drive
+
+PROCEDURE = "1.001776"  # Trợ cấp xã hội hàng tháng: process one_stop
 STAFF = [
     Officer("tn.an", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}),
-    Officer("dt.dung", "Đặng Thùy Dung", {"AN-BINH-TP": ["specialist"]}),
-    Officer("vh.hai", "Võ Hoàng Hải", {"AN-BINH-TP": ["leader"]}),
+    Officer("dt.dung", "Đặng Thùy Dung", {"AN-BINH-UB": ["specialist"]}),
+    Officer("vh.hai", "Võ Hoàng Hải", {"AN-BINH-UB": ["leader"]}),
 ]
 
 
@@ -29,20 +31,8 @@ def engine(make_engine: Callable[..., Engine], sqlite_url: str) -> Engine:
 
 
 def _run(engine: Engine, code: str, answers: dict[str, list[dict[str, Any]]],
-         stop_before: str | None = None) -> list[str]:
-    """Complete open tasks in order, answering from ``answers``; the steps done."""
-    queue = {k: list(v) for k, v in answers.items()}
-    done: list[str] = []
-    for _ in range(30):
-        dossier = engine.dossier(code)
-        if not dossier.open_tasks or dossier.open_tasks[0].step == stop_before:
-            return done
-        task = dossier.open_tasks[0]
-        officer = next(o.id for o in STAFF if o.has_role(task.agency, task.role))
-        replies = queue.get(task.step)
-        engine.complete(task.id, officer, replies.pop(0) if replies else {})
-        done.append(task.step)
-    raise AssertionError("the dossier did not finish")
+         stop_before: str | tuple[str, ...] = ()) -> list[str]:
+    return drive(engine, code, answers, stop_before, STAFF)
 
 
 def _receive(engine: Engine, **kwargs: Any):
@@ -176,7 +166,7 @@ def test_late_dossier_gets_one_apology_through_the_call(engine: Engine,
     assert steps == {"Task_Examine", "Task_ExplainDelay"}
     explain = next(t for t in engine.dossier(dossier.code).open_tasks
                    if t.step == "Task_ExplainDelay")
-    assert explain.agency == "AN-BINH-TP"
+    assert explain.agency == "AN-BINH-UB"
     new_day = (appointment + timedelta(days=7)).replace(hour=16, minute=0)
     engine.complete(explain.id, "dt.dung", {"delay_reason": "Chờ xác minh của xã khác",
                                              "new_appointment": new_day.date().isoformat()})

@@ -30,7 +30,7 @@ from .extensions import StepInfo
 from .loader import ProcessModel
 from .sandbox import Sandbox
 from .serialization import dump_state, load_state, state_dictionary
-from .timers import timer_expression
+from .timers import timer_definition, timer_expression
 
 
 #: A connector: called with a copy of the process data; the mapping it returns (if any)
@@ -198,11 +198,12 @@ class Instance:
         """The timer events waiting, with the due instants the engine gave them."""
         found = []
         for task in self._workflow.event_manager.tasks.values():
-            expression = timer_expression(task.task_spec)
-            if expression is None:
+            definition = timer_definition(task.task_spec)
+            if definition is None:
                 continue
             due = task._get_internal_data("onestop_due")
-            found.append(WaitingTimer(str(task.id), self._step(task), expression,
+            found.append(WaitingTimer(str(task.id), self._catcher(task, definition),
+                                      str(definition.expression or ""),
                                       datetime.fromisoformat(due) if due else None,
                                       task.data))
         return found
@@ -242,19 +243,22 @@ class Instance:
     def message_steps(self, name: str) -> list[StepInfo]:
         """The steps that would catch message ``name`` now (empty: none waits for it).
         At an event-based gateway, the catch event after the gateway."""
-        steps = []
-        for task, definition in self._message_catchers(name):
-            spec = task.task_spec
-            if isinstance(spec.event_definition, MultipleEventDefinition):
-                # The gateway holds its events' definitions in the order of its outputs.
-                at = spec.event_definition.event_definitions.index(definition)
-                target = spec.outputs[at] if at < len(spec.outputs) else spec
-                step = self.model.step(task.workflow.spec.name,
-                                       getattr(target, "bpmn_id", None) or "")
-                steps.append(step or self._step(task))
-            else:
-                steps.append(self._step(task))
-        return steps
+        return [self._catcher(task, definition)
+                for task, definition in self._message_catchers(name)]
+
+    def _catcher(self, task: SpiffTask, definition: Any) -> StepInfo:
+        """The step whose event ``definition`` the waiting ``task`` holds: at an
+        event-based gateway, the catch event after it; else the task's own step."""
+        spec = task.task_spec
+        if isinstance(spec.event_definition, MultipleEventDefinition):
+            # The gateway holds its events' definitions in the order of its outputs.
+            at = spec.event_definition.event_definitions.index(definition)
+            target = spec.outputs[at] if at < len(spec.outputs) else spec
+            step = self.model.step(task.workflow.spec.name,
+                                   getattr(target, "bpmn_id", None) or "")
+            if step is not None:
+                return step
+        return self._step(task)
 
     def deliver(self, name: str, data: Mapping[str, Any]) -> list[StepInfo]:
         """Deliver message ``name`` with ``data`` and run on to the next wait states.

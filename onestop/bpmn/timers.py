@@ -173,15 +173,20 @@ def adopt_timers(spec: Any) -> str | None:
     return None
 
 
-def timer_expression(task_spec: Any) -> str | None:
-    """The text of a task spec's timer, if it is a timer event."""
+def timer_definition(task_spec: Any) -> Any:
+    """A task spec's timer definition, if it is a timer event (or an event-based gateway
+    waiting on one); else None."""
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, MultipleEventDefinition):
         definition = next((d for d in definition.event_definitions
                            if isinstance(d, (DurationTimer, DateTimer))), None)
-    if isinstance(definition, (DurationTimer, DateTimer)):
-        return str(definition.expression or "")
-    return None
+    return definition if isinstance(definition, (DurationTimer, DateTimer)) else None
+
+
+def timer_expression(task_spec: Any) -> str | None:
+    """The text of a task spec's timer, if it is a timer event."""
+    definition = timer_definition(task_spec)
+    return None if definition is None else str(definition.expression or "")
 
 
 def _adopted(definition: Any) -> Any:

@@ -8,14 +8,15 @@ from .diagram import Pool
 
 
 def reception_alternatives(main: Pool, desk: str, gateway: str, check: str) -> None:
-    """The supplement request (back to ``check``) and the refusal, out of ``gateway``."""
+    """The supplement request (back to ``check``) and the refusal, out of ``gateway``.
+    Waiting for the applicant's supplement has no allotment: that time is the applicant's."""
     main.node("Task_RequestSupplement", "userTask",
               "Lập Phiếu yêu cầu bổ sung, hoàn thiện hồ sơ", desk, role="receiving_officer",
-              form="missing")
+              allotment="0.5wd", form="missing")
     main.node("Task_ReceiveSupplement", "userTask", "Nhận hồ sơ bổ sung", desk,
               role="receiving_officer", status="5", form="supplemented?")
     main.node("Task_IssueRefusal", "userTask", "Lập Phiếu từ chối tiếp nhận hồ sơ", desk,
-              role="receiving_officer", form="reason")
+              role="receiving_officer", allotment="0.5wd", form="reason")
     main.node("EndEvent_Refused", "endEvent", "Không tiếp nhận", desk, status="3")
     main.flow(gateway, "Task_RequestSupplement", "Cần bổ sung", 'outcome == "supplement"')
     main.flow(gateway, "Task_IssueRefusal", "Từ chối", 'outcome == "refuse"')
@@ -49,7 +50,7 @@ def withdrawal(main: Pool, host: str, desk: str, resolver: str) -> None:
                       resolver, status="7")
     event.attached_to, event.message = host, "withdrawal_requested"
     main.node("Task_ConfirmWithdrawal", "userTask", "Xác nhận rút hồ sơ, trả lại hồ sơ",
-              desk, role="receiving_officer", form="note?")
+              desk, role="receiving_officer", allotment="0.5wd", form="note?")
     main.node("EndEvent_Withdrawn", "endEvent", "Đã rút hồ sơ", desk)
     main.flow("Event_Withdrawal", "Task_ConfirmWithdrawal")
     main.flow("Task_ConfirmWithdrawal", "EndEvent_Withdrawn")
