@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from functools import cache
 from pathlib import Path
 
 import pytest
 
+from onestop.bpmn.loader import load_models
+from onestop.bpmn.runtime import Instance
 from onestop.cli import main
-from onestop.modeling.lint import ERROR, WARNING, Finding, lint
+from onestop.engine import RESERVED_FIELDS
+from onestop.modeling.lint import ERROR, WARNING, Finding, _dossier_variables, lint
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -22,6 +26,23 @@ def _by_file(findings: list[Finding]) -> dict[str, list[Finding]]:
     for finding in findings:
         found.setdefault(Path(finding.file).name, []).append(finding)
     return found
+
+
+@cache
+def _thirdparty() -> dict[str, list[Finding]]:
+    """The findings on the third-party corpus, by file name (linted once)."""
+    return _by_file(lint([THIRDPARTY]))
+
+
+def _model(tmp_path: Path, name: str, process: str, executable: str = "true") -> Path:
+    """A BPMN file holding one process with the given content."""
+    path = tmp_path / f"{name}.bpmn"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:onestop="urn:onestop:bpmn:1" id="D_{name}" targetNamespace="urn:x">
+  <bpmn:process id="{name}" isExecutable="{executable}">{process}</bpmn:process>
+</bpmn:definitions>""", encoding="utf-8")
+    return path
 
 
 def test_the_shipped_library_lints_clean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,10 +82,33 @@ def test_third_party_folder_gives_findings_and_no_traceback(
     ("timers-variety.bpmn", "Event_0bad9pz", ERROR, "'P2X'"),
     ("call-activity-missing.bpmn", "Activity_0call7x", ERROR, "'doesNotExist'"),
     ("bpmnio-simple-flow.bpmn", "Activity_1k9vz3e", WARNING, "no role"),
+    # Compensation never runs; choreographies and conversations are ignored.
+    ("unsupported-elements.bpmn", "Event_0cmp3bd", ERROR, "compensation is not supported"),
+    ("unsupported-elements.bpmn", "Event_0thr4cm", ERROR, "compensation is not supported"),
+    ("unsupported-elements.bpmn", "Activity_0rfd7nw", ERROR, "compensation is not supported"),
+    ("unsupported-elements.bpmn", "Choreography_0x1bq4t", WARNING, "choreography 'Fee"),
+    ("unsupported-elements.bpmn", "Conversation_0fee2qc", WARNING, "conversation 'Fee"),
+    # A link no throw reaches; a multi-instance loop only a vendor understands.
+    ("link-and-loops.bpmn", "Event_0orph3l", WARNING, "'ToArchive' has no link throw"),
+    ("link-and-loops.bpmn", "Activity_0sgn5rv", ERROR,
+     "camunda:collection and camunda:elementVariable are not understood"),
+    ("link-and-loops.bpmn", "Activity_0sgn5rv", ERROR, "set loopCardinality"),
+    # Processes that are not executable say so; their problems only warn.
+    ("bpmnio-minimal.bpmn", "Process_1", WARNING, "not executable"),
+    ("bpmnio-minimal.bpmn", "StartEvent_1", WARNING, "leads nowhere"),
+    ("signavio-export.bpmn", "sid-9D4E2F61-7B83-4C0A-A5E1-2F8C6B3D9A07", WARNING,
+     "not executable"),
+    ("signavio-export.bpmn", "sid-2C9A5E7B-4F1D-4A63-B8C0-E6D3F1A9B524", WARNING,
+     "'yes' (sid-7E3B1D9F-5A2C-4E08-A6F4-9C1B3D5E7A20), 'no'"),
+    ("bizagi-style.bpmn", "Id_9d1f3b5a-7c9e-4d02-a4b6-8f0a2c4e6b53", WARNING,
+     "no isExecutable attribute"),
+    # Throws nothing in the file catches.
+    ("message-signal-events.bpmn", "Event_0sth2ld", WARNING, "signal 'DecisionAnnounced'"),
+    ("message-signal-events.bpmn", "Event_0esc4nd", WARNING, "escalation 'Late'"),
 ])
 def test_findings_name_the_element(name: str, element: str | None, severity: str,
                                    words: str) -> None:
-    findings = _by_file(lint([THIRDPARTY]))[name]
+    findings = _thirdparty()[name]
     assert any(f.element == element and f.severity == severity and words in f.message
                for f in findings), [str(f) for f in findings]
 
@@ -75,13 +119,13 @@ def test_findings_name_the_element(name: str, element: str | None, severity: str
     "signavio-export.bpmn", "multi-pool-collaboration.bpmn",
 ])
 def test_generic_models_from_other_tools_lint_without_errors(name: str) -> None:
-    findings = _by_file(lint([THIRDPARTY])).get(name, [])
+    findings = _thirdparty().get(name, [])
     assert [str(f) for f in findings if f.severity == ERROR] == []
 
 
 def test_bridged_expressions_pass(tmp_path: Path) -> None:
     # JUEL conditions and timer expressions are translated, so they lint clean.
-    findings = _by_file(lint([THIRDPARTY]))
+    findings = _thirdparty()
     assert not [f for f in findings["timers-variety.bpmn"] if f.element == "Event_1due4xw"]
     assert not [f for f in findings.get("camunda8-zeebe.bpmn", []) if "FEEL" in f.message]
 
@@ -162,3 +206,145 @@ def test_missing_path_is_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture
                                    ) -> None:
     assert main(["lint", str(tmp_path / "nope.bpmn")]) == 1
     assert "no such file or folder" in capsys.readouterr().out
+
+
+def test_an_untranslatable_timer_is_one_timer_finding() -> None:
+    found = [f for f in _thirdparty()["camunda8-feel-complex.bpmn"]
+             if f.element == "Event_1tmo5wq"]
+    assert [(f.severity, f.message.split('"')[0]) for f in found] == [
+        (ERROR, "timer: FEEL expression ")], [str(f) for f in found]
+    assert "function calls are not supported" in found[0].message
+
+
+def test_linked_events_are_not_findings() -> None:
+    # The throw 'ToSigning' reaches its catch: neither is reported.
+    findings = _thirdparty()["link-and-loops.bpmn"]
+    assert not [f for f in findings if f.element in ("Event_0lth2kd", "Event_1lct7wq")]
+
+
+_LINKED = """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Throw_1"/>
+    <bpmn:intermediateThrowEvent id="Throw_1">
+      <bpmn:linkEventDefinition name="ToSigning"/></bpmn:intermediateThrowEvent>
+    <bpmn:intermediateCatchEvent id="Catch_1">
+      <bpmn:linkEventDefinition name="ToSigning"/></bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="F2" sourceRef="Catch_1" targetRef="Sign"/>
+    <bpmn:userTask id="Sign" onestop:role="leader"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Sign" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>"""
+
+
+def test_a_link_goes_on_at_its_catch_event(tmp_path: Path) -> None:
+    model = load_models([_model(tmp_path, "linked", _LINKED)])["linked"]
+    instance, _ = Instance.start(model, _dossier_variables())
+    assert [t.step.id for t in instance.open_tasks()] == ["Sign"]
+
+
+def test_a_link_throw_without_its_catch_is_an_error(tmp_path: Path) -> None:
+    path = _model(tmp_path, "unlinked", _LINKED.replace('name="ToSigning"/></bpmn:inter'
+                                                         'mediateCatchEvent',
+                                                         'name="Elsewhere"/></bpmn:inter'
+                                                         'mediateCatchEvent'))
+    found = [(f.element, f.severity) for f in lint([path]) if "link" in f.message]
+    assert found == [("Throw_1", ERROR), ("Catch_1", WARNING)]
+
+
+def _bizagi(tmp_path: Path) -> Path:
+    """The Bizagi model, marked executable."""
+    path = tmp_path / "bizagi-style.bpmn"
+    text = (THIRDPARTY / "bizagi-style.bpmn").read_text(encoding="utf-8")
+    path.write_text(text.replace('name="District one-stop desk">',
+                                 'name="District one-stop desk" isExecutable="true">', 1),
+                    encoding="utf-8")
+    return path
+
+
+def test_data_objects_are_documentation(tmp_path: Path) -> None:
+    # Bizagi draws a data input whose target is the task itself; it must not fail.
+    models = load_models([THIRDPARTY / "bizagi-style.bpmn"])
+    (model,) = models.values()
+    instance, _ = Instance.start(model, _dossier_variables())
+    assert instance.completed and not model.spec.data_objects
+    assert [str(f) for f in lint([_bizagi(tmp_path)]) if f.severity == ERROR] == []
+
+
+def test_the_dry_run_starts_with_the_dossier_variables(tmp_path: Path) -> None:
+    assert RESERVED_FIELDS <= set(_dossier_variables())
+    path = _model(tmp_path, "seeded", """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Scan"/>
+    <bpmn:exclusiveGateway id="Scan" default="F3"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Scan" targetRef="Digitize">
+      <bpmn:conditionExpression>len(to_digitize) &gt; 0</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="F3" sourceRef="Scan" targetRef="Fee"/>
+    <bpmn:userTask id="Digitize" onestop:role="reception"/>
+    <bpmn:sequenceFlow id="F4" sourceRef="Digitize" targetRef="Fee"/>
+    <bpmn:exclusiveGateway id="Fee" default="F6"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="Fee" targetRef="Pay">
+      <bpmn:conditionExpression>fee_due &gt; 0</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="F6" sourceRef="Fee" targetRef="Examine"/>
+    <bpmn:userTask id="Pay" onestop:role="cashier"/>
+    <bpmn:sequenceFlow id="F7" sourceRef="Pay" targetRef="Examine"/>
+    <bpmn:userTask id="Examine" onestop:role="specialist" onestop:sla="propose"/>
+    <bpmn:sequenceFlow id="F8" sourceRef="Examine" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>""")
+    assert [str(f) for f in lint([path])] == []
+
+
+def test_a_process_without_is_executable_is_not_dry_run(tmp_path: Path) -> None:
+    path = _model(tmp_path, "sketch", _LINKED.replace("Throw_1", "Sign", 1))
+    path.write_text(path.read_text(encoding="utf-8").replace(' isExecutable="true"', ""),
+                    encoding="utf-8")
+    found = lint([path])
+    assert [(f.element, f.severity) for f in found] == [("sketch", WARNING)]
+    assert "no isExecutable attribute" in found[0].message
+
+
+def test_a_called_process_that_calls_another_needs_no_late_path(tmp_path: Path) -> None:
+    path = tmp_path / "chain.bpmn"
+    path.write_text("""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:onestop="urn:onestop:bpmn:1" id="D1" targetNamespace="urn:x">
+  <bpmn:process id="main" isExecutable="true">
+    <bpmn:startEvent id="S1"/><bpmn:sequenceFlow id="F1" sourceRef="S1" targetRef="C1"/>
+    <bpmn:callActivity id="C1" calledElement="middle"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="C1" targetRef="Late"/>
+    <bpmn:userTask id="Late" onestop:role="reception" onestop:sla="apology"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Late" targetRef="E1"/><bpmn:endEvent id="E1"/>
+  </bpmn:process>
+  <bpmn:process id="middle" isExecutable="true">
+    <bpmn:startEvent id="S2"/><bpmn:sequenceFlow id="F4" sourceRef="S2" targetRef="T2"/>
+    <bpmn:userTask id="T2" onestop:role="specialist"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="T2" targetRef="C2"/>
+    <bpmn:callActivity id="C2" calledElement="last"/>
+    <bpmn:sequenceFlow id="F6" sourceRef="C2" targetRef="E2"/><bpmn:endEvent id="E2"/>
+  </bpmn:process>
+  <bpmn:process id="last" isExecutable="true">
+    <bpmn:startEvent id="S3"/><bpmn:sequenceFlow id="F7" sourceRef="S3" targetRef="E3"/>
+    <bpmn:endEvent id="E3"/>
+  </bpmn:process>
+</bpmn:definitions>""", encoding="utf-8")
+    assert [str(f) for f in lint([path]) if "late path" in f.message] == []
+
+
+def test_allotment_budget_counts_the_processes_called_from_other_files(tmp_path: Path) -> None:
+    """interlevel's steps and those of province_resolution and resolution (two other
+    processes, one in another file) fill 1.004227's 10 working days exactly; with 8 days
+    the designer hears that the path is too long, naming the caller."""
+    folder = tmp_path / "lib"
+    shutil.copytree(ROOT / "processes", folder)
+    assert lint([folder]) == []
+    catalog = folder / "catalog.json"
+    text = catalog.read_text(encoding="utf-8")
+    at = text.index('"code": "1.004227"')
+    start = text.index('"legal_time": "10wd"', at)
+    catalog.write_text(text[:start] + '"legal_time": "8wd"' + text[start + 20:],
+                       encoding="utf-8")
+    findings = lint([folder])
+    assert [(f.file, f.element, f.severity) for f in findings] == [
+        (str(folder / "interlevel.bpmn"), "interlevel", ERROR)]
+    assert "add up to 68 working hours, more than the legal time 8wd (64" in \
+        findings[0].message

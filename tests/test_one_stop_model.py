@@ -10,7 +10,15 @@ from typing import Any, Callable
 
 import pytest
 
-from onestop import VIETNAM_TZ, DossierStatus, Engine, EventKind, ManualClock, Officer
+from onestop import (
+    VIETNAM_TZ,
+    DossierStatus,
+    Engine,
+    EventKind,
+    ManualClock,
+    Officer,
+    RuleViolation,
+)
 
 from .conftest import drive
 
@@ -188,3 +196,23 @@ def test_applicant_withdraws_during_resolution(engine: Engine) -> None:
     assert engine.inbox("dt.dung") == []
     done = _run(engine, dossier.code, {})
     assert done == ["Task_ConfirmWithdrawal"] and engine.dossier(dossier.code).finished
+
+
+def test_the_resolving_agency_asks_for_a_supplement_only_once(engine: Engine) -> None:
+    dossier = _receive(engine)
+    _run(engine, dossier.code, {"Task_CheckDossier": [{"outcome": "accept"}]},
+         stop_before="Task_Examine")
+    first = engine.dossier(dossier.code).open_tasks[0]
+    engine.complete(first.id, "dt.dung", {"verdict": "supplement",
+                                          "missing": "Giấy xác nhận khuyết tật"})
+    desk = engine.dossier(dossier.code).open_tasks[0]
+    assert desk.step == "Task_ReceiveResolutionSupplement"
+    engine.complete(desk.id, "tn.an", {"supplemented": "yes"})
+    examine = engine.dossier(dossier.code).open_tasks[0]
+    assert examine.step == "Task_Examine"
+    before = engine.history(dossier.code)
+    with pytest.raises(RuleViolation, match="may ask once during resolution"):
+        engine.complete(examine.id, "dt.dung", {"verdict": "supplement", "missing": "Ảnh"})
+    # Refused as a whole: the examination is still open, nothing was logged.
+    assert engine.history(dossier.code) == before
+    assert engine.dossier(dossier.code).open_tasks[0].id == examine.id

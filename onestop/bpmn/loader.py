@@ -223,8 +223,10 @@ def bridge_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
 
     * flow conditions and timer expressions in Camunda's JUEL (``${...}``) or FEEL
       (``=...``) become the restricted Python the engine evaluates;
-    * data stores (a registry, a database drawn beside a task) are documentation here:
-      they and their data associations are left out of what runs.
+    * a link throw event goes on at the link catch event of the same name in its
+      process (or sub-process), as if a sequence flow joined them;
+    * data stores and data objects (a registry, a form drawn beside a task) are
+      documentation here: they and their data associations are left out of what runs.
     """
     for condition in root.iter(f"{{{BPMN_NS}}}conditionExpression", f"{{{BPMN_NS}}}timeDate",
                                f"{{{BPMN_NS}}}timeDuration"):
@@ -244,21 +246,73 @@ def bridge_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
         try:
             condition.text = translate(text)
         except ConditionSyntaxError as exc:
-            yield ModelError(str(exc), file=name, element=owner_id, line=condition.sourceline)
-    stores = {e.get("id") for e in root.iter(f"{{{BPMN_NS}}}dataStoreReference")}
+            timer = condition.tag != f"{{{BPMN_NS}}}conditionExpression"
+            yield ModelError(_timer_message(exc) if timer else str(exc), file=name,
+                             element=owner_id, line=condition.sourceline)
+    yield from _bridge_links(root, name)
+    documentation = {e.get("id") for e in root.iter(*_DOCUMENTATION_DATA)}
     for association in list(root.iter(f"{{{BPMN_NS}}}dataInputAssociation",
                                       f"{{{BPMN_NS}}}dataOutputAssociation")):
         refs = {(r.text or "").strip() for r in association
                 if isinstance(r.tag, str) and etree.QName(r).localname in ("sourceRef",
                                                                           "targetRef")}
-        if refs & stores:
+        if refs & documentation:
             association.getparent().remove(association)
-    for element in list(root.iter(f"{{{BPMN_NS}}}dataStoreReference",
-                                  f"{{{BPMN_NS}}}dataStore")):
+    for element in list(root.iter(*_DOCUMENTATION_DATA)):
         element.getparent().remove(element)
 
 
 _CONDITION_LANGUAGES = ("python", "feel", "juel", "http://www.omg.org/spec/feel/20140401")
+#: Data elements that only document a model; bridging leaves them out of what runs.
+_DOCUMENTATION_DATA = tuple(f"{{{BPMN_NS}}}{local}" for local in (
+    "dataStoreReference", "dataStore", "dataObjectReference", "dataObject"))
+
+
+def _timer_message(exc: ConditionSyntaxError) -> str:
+    """What is wrong with a timer written in JUEL or FEEL that cannot be translated."""
+    return (f'timer: {exc.dialect.upper()} expression "{exc.expression}" cannot be '
+            f"translated: {exc.reason}; write an ISO 8601 duration such as P3D or a date "
+            f"such as 2026-01-01T00:00:00Z")
+
+
+def _bridge_links(root: etree._Element, name: str) -> Iterator[ModelError]:
+    """Join each link throw event to the link catch event of the same name in its
+    process or sub-process with a sequence flow (SpiffWorkflow has no link events);
+    yield the links that lead nowhere or to more than one place."""
+    for scope in root.iter(f"{{{BPMN_NS}}}process", f"{{{BPMN_NS}}}subProcess",
+                           f"{{{BPMN_NS}}}transaction"):
+        catches: dict[str, etree._Element] = {}
+        for event in scope.iterfind(f"{{{BPMN_NS}}}intermediateCatchEvent"):
+            link = link_name(event)
+            if link is not None and link in catches:
+                yield ModelError(f"two link catch events are named {link!r} (this one and "
+                                 f"{catches[link].get('id')!r}); a link name must lead to "
+                                 f"one place", file=name, element=event.get("id"),
+                                 line=event.sourceline)
+            elif link is not None:
+                catches[link] = event
+        for event in scope.iterfind(f"{{{BPMN_NS}}}intermediateThrowEvent"):
+            link = link_name(event)
+            if link is None:
+                continue
+            catch = catches.get(link)
+            if catch is None:
+                yield ModelError(f"link throw event {link!r} has no link catch event of the "
+                                 f"same name in its process: the path stops here",
+                                 file=name, element=event.get("id"), line=event.sourceline)
+                continue
+            etree.SubElement(scope, f"{{{BPMN_NS}}}sequenceFlow",
+                             id=f"{event.get('id')}_link_{catch.get('id')}",
+                             sourceRef=event.get("id", ""), targetRef=catch.get("id", ""))
+
+
+def link_name(event: etree._Element) -> str | None:
+    """The link name of a link event (its definition's name, else the event's), or
+    ``None`` for any other event."""
+    definition = event.find(f"{{{BPMN_NS}}}linkEventDefinition")
+    if definition is None:
+        return None
+    return (definition.get("name") or event.get("name") or "").strip()
 
 
 def document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
