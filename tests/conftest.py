@@ -72,13 +72,17 @@ def make_engine(clock: ManualClock) -> Iterator[Callable[..., Engine]]:
         engine.close()
 
 
+def with_staff(engine: Engine, staff: Sequence[Officer] = STAFF) -> Engine:
+    """``engine`` with ``staff`` registered."""
+    for officer in staff:
+        engine.add_officer(officer)
+    return engine
+
+
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine], database: str) -> Engine:
     """An engine on the shipped library with the test staff registered."""
-    eng = make_engine(database)
-    for officer in STAFF:
-        eng.add_officer(officer)
-    return eng
+    return with_staff(make_engine(database))
 
 
 def drive(engine: Engine, code: str, answers: dict[str, list[dict]] | None = None,

@@ -25,7 +25,7 @@ from onestop import (
     load_library,
 )
 
-from .conftest import assert_well_drawn, drive
+from .conftest import assert_well_drawn, drive, with_staff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,10 +51,7 @@ def at(*parts: int) -> datetime:
 
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine], sqlite_url: str) -> Engine:
-    eng = make_engine(sqlite_url)
-    for officer in STAFF:
-        eng.add_officer(officer)
-    return eng
+    return with_staff(make_engine(sqlite_url), STAFF)
 
 
 def run(engine: Engine, code: str, answers: dict[str, list[dict[str, Any]]] | None = None,

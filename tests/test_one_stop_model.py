@@ -20,7 +20,7 @@ from onestop import (
     RuleViolation,
 )
 
-from .conftest import drive
+from .conftest import drive, with_staff
 
 PROCEDURE = "1.001776"  # Trợ cấp xã hội hàng tháng: process one_stop
 STAFF = [
@@ -32,10 +32,7 @@ STAFF = [
 
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine], sqlite_url: str) -> Engine:
-    eng = make_engine(sqlite_url)
-    for officer in STAFF:
-        eng.add_officer(officer)
-    return eng
+    return with_staff(make_engine(sqlite_url), STAFF)
 
 
 def _run(engine: Engine, code: str, answers: dict[str, list[dict[str, Any]]],
