@@ -350,6 +350,7 @@ def main_folder() -> Path:
 
 def build(folder: Path) -> list[Path]:
     written = []
+    folder.mkdir(parents=True, exist_ok=True)
     shared = Diagram("resolution")
     resolution(shared)
     for name, diagram in (("resolution", shared), ("one_stop", one_stop()),
