@@ -108,11 +108,11 @@ def lint(paths: Sequence[str | Path], catalog: str | Path | None = None) -> list
         context.extend(p for p in sorted(files[0].parent.glob("*.bpmn"))
                        if p.is_file() and p != files[0])
     catalogs: dict[Path, Catalog | None] = {}
-    defined, called = _process_index(context)
+    defined, called, elements = _process_index(context)
     for file in files:
         used = _catalog_for(file, catalog, catalogs, findings)
         try:
-            findings.extend(_lint_file(file, defined, called, used))
+            findings.extend(_lint_file(file, defined, called, used, elements))
         except Exception as exc:  # noqa: BLE001 - lint reports, it does not crash
             findings.append(Finding(str(file), None, ERROR,
                                     f"internal error while linting: {type(exc).__name__}: "
@@ -135,24 +135,29 @@ def _catalog_for(file: Path, explicit: str | Path | None, cache: dict[Path, Cata
     return cache[path]
 
 
-def _process_index(files: Iterable[Path]) -> tuple[dict[str, Path], set[str]]:
-    """Which file defines each process id (files that do not parse define nothing), and
-    which processes some call activity calls."""
+def _process_index(files: Iterable[Path]
+                   ) -> tuple[dict[str, Path], set[str], dict[str, etree._Element]]:
+    """Which file defines each process id (files that do not parse define nothing), which
+    processes some call activity calls, and each process's element as read."""
     found: dict[str, Path] = {}
     called: set[str] = set()
+    elements: dict[str, etree._Element] = {}
     for file in files:
         try:
             root = parse_file(file)
         except OnestopError:
             continue
         for process in root.iterfind(f"{{{BPMN_NS}}}process"):
-            found.setdefault(process.get("id", ""), file)
+            if process.get("id", "") not in found:
+                found[process.get("id", "")] = file
+                elements[process.get("id", "")] = process
         called.update(c.get("calledElement", "") for c in root.iter(f"{{{BPMN_NS}}}callActivity"))
-    return found, called
+    return found, called, elements
 
 
 def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
-               catalog: Catalog | None) -> list[Finding]:
+               catalog: Catalog | None, elements: dict[str, etree._Element]
+               ) -> list[Finding]:
     name = str(file)
     try:
         root = parse_file(file)
@@ -174,7 +179,7 @@ def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
     for problem in bridge_problems(root, name):
         untranslated.add(problem.element)
         findings.append(_where(_from_error(problem, name), runs(problem.element)))
-    processes = _Processes(root, defined)
+    processes = _Processes(root, defined, elements)
     used = _used_processes(catalog, processes)
     for process in root.iterfind(f"{{{BPMN_NS}}}process"):
         if process.get("id") in executable:
@@ -618,26 +623,17 @@ def _process_of(root: etree._Element, element_id: str | None) -> etree._Element 
 
 
 class _Processes:
-    """Processes a call activity may name: those of the file being linted, then those of
-    the other files linted with it (parsed once, when first needed)."""
+    """Processes a call activity may name: those of the file being linted (as bridged),
+    then those of the other files linted with it (as the index read them)."""
 
-    def __init__(self, root: etree._Element, defined: dict[str, Path]) -> None:
-        self.root, self.defined = root, defined
-        self._roots: dict[Path, etree._Element | None] = {}
+    def __init__(self, root: etree._Element, defined: dict[str, Path],
+                 elements: dict[str, etree._Element]) -> None:
+        self.root, self.defined, self.elements = root, defined, elements
         self._infos: dict[int, dict] = {}
 
     def find(self, process_id: str | None) -> etree._Element | None:
         found = _process_by_id(self.root, process_id)
-        file = self.defined.get(process_id or "")
-        if found is None and file is not None:
-            if file not in self._roots:
-                try:
-                    self._roots[file] = parse_file(file)
-                except OnestopError:
-                    self._roots[file] = None
-            other = self._roots[file]
-            found = _process_by_id(other, process_id) if other is not None else None
-        return found
+        return found if found is not None else self.elements.get(process_id or "")
 
     def callees(self, process: etree._Element) -> list[etree._Element]:
         found = []
