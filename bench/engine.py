@@ -110,11 +110,12 @@ class Baseline:
 
     def start(self) -> tuple[int, BpmnWorkflow]:
         workflow = BpmnWorkflow(self.spec, self.subprocesses)
-        # The apology timer's instant: onestop computes it from the appointment; raw
-        # SpiffWorkflow gets it as data, far enough ahead that it waits as ours does.
+        # The late path's instants: onestop computes them from the appointment; raw
+        # SpiffWorkflow gets them as data, far enough ahead that it waits as ours does.
         workflow.task_tree.data.update({"procedure": "2.000575", "channel": 1,
                                         "components": ["giay-de-nghi"],
-                                        "apology_due": "2099-12-31T17:00:00+07:00"})
+                                        "apology_warning": "2099-12-30T17:00:00+07:00",
+                                        "apology_overdue": "2099-12-31T17:00:00+07:00"})
         workflow.do_engine_steps()
         return self._save(None, workflow), workflow
 

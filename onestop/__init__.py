@@ -7,7 +7,7 @@ The public API is what this module exports; everything else is private.
 from .catalog import Agency, Catalog, Component, Procedure, load_catalog
 from .clock import VIETNAM_TZ, Clock, ManualClock, SystemClock
 from .duration import Duration, Unit
-from .engine import RECEIVING_ROLE, Engine
+from .engine import LEADER_ROLE, RECEIVING_ROLE, Engine
 from .errors import (
     CatalogError,
     ConcurrentUpdate,
@@ -15,11 +15,13 @@ from .errors import (
     InvalidInput,
     ModelError,
     OnestopError,
+    OnestopWarning,
     PermissionDenied,
     ProcessError,
     RuleViolation,
     StoreError,
     TaskNotFound,
+    TaskNotOpen,
     UnknownAgency,
     UnknownOfficer,
     UnknownProcedure,
@@ -39,12 +41,13 @@ from .model import (
     Task,
     TaskState,
 )
-from .sla import Apology, Mark, SlaReport, StepSla
+from .sla import Apology, ApologyStatus, Mark, SlaReport, StepSla
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agency", "Apology", "Catalog", "CatalogError", "Channel", "Clock", "Component",
+    "ApologyStatus", "LEADER_ROLE", "OnestopWarning", "TaskNotOpen",
     "ConcurrentUpdate", "Dossier", "DossierNotFound", "DossierStatus", "Duration", "Engine",
     "Event", "EventKind", "FiredTimer", "FormField", "InvalidInput", "Library", "ManualClock",
     "Mark", "ModelError", "OnestopError", "Officer", "PermissionDenied", "Procedure",

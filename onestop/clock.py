@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
+from .errors import InvalidInput
+
 #: Vietnam's civil time (UTC+7, no daylight saving).
 VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 
@@ -46,22 +48,29 @@ class ManualClock:
         """Jump to ``instant``; time never goes backwards."""
         instant = _aware(instant)
         if instant < self._now:
-            raise ValueError(f"ManualClock cannot go back from {self._now.isoformat()} "
+            raise InvalidInput(f"ManualClock cannot go back from {self._now.isoformat()} "
                              f"to {instant.isoformat()}")
         self._now = instant
         return self._now
 
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         """Move forward by ``delta`` or by ``timedelta(**kwargs)``; returns the new now."""
-        step = delta if delta is not None else timedelta(**kwargs)
+        try:
+            step = delta if delta is not None else timedelta(**kwargs)
+        except TypeError as exc:
+            raise InvalidInput(f"ManualClock.advance: {exc}") from None
+        if not isinstance(step, timedelta):
+            raise InvalidInput(f"ManualClock.advance takes a timedelta, not {step!r}")
         if step < timedelta(0):
-            raise ValueError("ManualClock cannot go back in time")
+            raise InvalidInput("ManualClock cannot go back in time")
         self._now = self._now + step
         return self._now
 
 
 def _aware(instant: datetime) -> datetime:
-    if instant.tzinfo is None:
-        raise ValueError(f"instant {instant.isoformat()} has no time zone; give one "
+    if not isinstance(instant, datetime):
+        raise InvalidInput(f"a clock instant is a datetime, not {instant!r}")
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise InvalidInput(f"instant {instant.isoformat()} has no time zone; give one "
                          f"(for Vietnam: onestop.clock.VIETNAM_TZ)")
     return instant

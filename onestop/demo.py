@@ -74,12 +74,15 @@ STEP_MINUTES = {"Task_CheckDossier": 10, "Task_RequestSupplement": 5,
                 "Task_Digitize": 10, "Task_Transfer": 5, "Task_Examine": 20,
                 "Task_Approve": 15, "Task_ReturnResult": 5}
 LUNCH = ((11, 30), (13, 0))
-#: When the demo sweeps due timers, and how the late dossier's apology is answered.
-APOLOGY_SWEEP = datetime(2025, 7, 9, 15, 0, tzinfo=VIETNAM_TZ)
+#: When the demo sweeps due timers (a portal calls fire_due_timers() every few minutes),
+#: and how the late dossier's late path is answered, and when.
+APOLOGY_SWEEP = datetime(2025, 7, 8, 16, 0, tzinfo=VIETNAM_TZ)
 LATE_ANSWERS = [
-    ("Task_ExplainDelay", {"delay_reason": "Lãnh đạo phòng đi công tác, chưa ký kết quả",
-                           "new_appointment": "2025-07-14"}),
-    ("Task_IssueApology", {"letter_no": "01/PXL-MC"}),
+    ("Task_ExplainDelay", datetime(2025, 7, 8, 16, 30, tzinfo=VIETNAM_TZ),
+     {"will_be_late": "yes", "delay_reason": "Lãnh đạo phòng đi công tác, chưa ký kết quả",
+      "new_appointment": "2025-07-14"}),
+    ("Task_IssueApology", datetime(2025, 7, 9, 8, 0, tzinfo=VIETNAM_TZ),
+     {"letter_no": "01/PXL-MC"}),
 ]
 
 
@@ -114,15 +117,16 @@ def run_demo(database: str | Path, out: TextIO, *,
             moving = False
             for code, scenario, answers in zip(codes, SCENARIOS, replies, strict=True):
                 moving |= _step(engine, clock, code, scenario, answers)
-        # The last dossier waits for the leader's signature. On Wednesday afternoon, one
-        # working day before its appointment, the apology timer fires.
+        # The last dossier waits for the leader's signature. On Tuesday afternoon the
+        # warning asks the head of the agency whether it will be late, early enough for
+        # the apology letter to reach the applicant a working day before the appointment.
         clock.set(APOLOGY_SWEEP)
         fired = engine.fire_due_timers()
         for timer in fired:
-            for step, data in LATE_ANSWERS:
+            for step, moment, data in LATE_ANSWERS:
                 for task in engine.dossier(timer.dossier_code).open_tasks:
                     if task.step == step:
-                        clock.advance(minutes=30)
+                        clock.set(moment)
                         engine.complete(task.id, _officer_for(task.agency, task.role), data)
         print(f"onestop demo: {len(codes)} dossiers on {path} (SQLite)\n", file=out)
         finals = []
@@ -148,7 +152,10 @@ def run_demo(database: str | Path, out: TextIO, *,
                         f"{_step_name(engine, dossier, e.detail['to_step'])} "
                         f"({e.detail['to_role']}, {catalog.agency(e.detail['to_agency']).name})"
                         for e in handed)
+                    said = "; ".join(f"{_FIELD_LABELS[k]}: {_said(v)}"
+                                     for k, v in event.detail.items() if k in _FIELD_LABELS)
                     print(f"  {when}  {_step_name(engine, dossier, event.step)} — {actor}"
+                          + (f" ({said})" if said else "")
                           + (f" → {onward}" if onward else ""), file=out)
                 elif event.kind is EventKind.STATUS_CHANGED:
                     status = DossierStatus(event.detail["to"])
@@ -157,23 +164,29 @@ def run_demo(database: str | Path, out: TextIO, *,
                           + (f"; hẹn trả {_slip(appointed)}" if appointed else ""), file=out)
                 elif event.kind is EventKind.TIMER_FIRED:
                     print(f"  {when}  {_step_name(engine, dossier, event.step)} "
-                          f"(timer due {_slip(event.detail['due'])})", file=out)
+                          f"(timer, due {_slip(event.detail['due'])})", file=out)
+                elif event.kind is EventKind.TASK_CANCELLED and event.detail.get("reason"):
+                    print(f"  {when}  withdrawn: {_step_name(engine, dossier, event.step)} "
+                          f"(the resolution has ended)", file=out)
                 elif event.kind is EventKind.APPOINTMENT_SET:
                     print(f"  {when}  new appointment {_slip(event.detail['appointment'])} "
                           f"({event.detail['reason']}"
                           + (f": {event.detail['delay_reason']}; responsible "
                              f"{catalog.agency(event.detail['responsible']).name}"
                              if event.detail.get("delay_reason") else "") + ")", file=out)
-            if dossier.open_tasks:
-                print(f"  now at: {', '.join(t.name for t in dossier.open_tasks)} "
-                      f"(held by {', '.join(dossier.owners)})", file=out)
+            for task in dossier.open_tasks:
+                holder = names.get(task.claimed_by or "") or \
+                    f"any {task.role} of {catalog.agency(task.agency).name}"
+                print(f"  now at: {task.name} (held by {holder})", file=out)
             print(file=out)
-        print("Final statuses (status, then standing against the appointment)", file=out)
+        print("Final statuses (status; standing against the appointment; apology letter)",
+              file=out)
         width = max(len(d.code) for d in finals)
         for dossier in finals:
-            mark = engine.sla(dossier.code).mark
+            report = engine.sla(dossier.code)
             print(f"  {dossier.code:<{width}}  {int(dossier.status):>2}  "
-                  f"{dossier.status.label_vi:<20}  {mark.label_vi}", file=out)
+                  f"{dossier.status.label_vi:<20}  {report.mark.label_vi:<14}  "
+                  f"{report.apology_status.label_vi}", file=out)
         return finals
     finally:
         engine.close()
@@ -191,10 +204,20 @@ def _step(engine: Engine, clock: ManualClock, code: str, scenario: Scenario,
     now = clock.now()
     if LUNCH[0] <= (now.hour, now.minute) < LUNCH[1]:
         clock.set(now.replace(hour=LUNCH[1][0], minute=LUNCH[1][1]))
+    engine.fire_due_timers()            # as a portal's scheduler does, every few minutes
     engine.claim(task.id, officer)
     queued = answers.get(task.step)
     engine.complete(task.id, officer, queued.pop(0) if queued else {})
     return True
+
+
+#: Form fields the story prints after a completed step.
+_FIELD_LABELS = {"outcome": "outcome", "reason": "reason", "will_be_late": "will be late",
+                 "delay_reason": "reason", "letter_no": "letter"}
+
+
+def _said(value: Any) -> str:
+    return str(value) if not isinstance(value, list) else ", ".join(map(str, value))
 
 
 def _slip(instant: str) -> str:

@@ -22,6 +22,9 @@ class Unit(str, Enum):
     SAME_DAY = "same_day"
 
 
+#: Working hours of a nominal working day (07:30–11:30, 13:00–17:00).
+NOMINAL_DAY_HOURS = Decimal(8)
+
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(wd|wh|d)\s*$")
 
 
@@ -49,6 +52,16 @@ class Duration:
         except InvalidOperation as exc:  # pragma: no cover - the pattern admits only digits
             raise ValueError(f"'{text}' is not a duration") from exc
         return cls(value, Unit(match.group(2)))
+
+    def nominal_hours(self) -> Decimal:
+        """The duration in working hours on a nominal 8-hour working day, to compare
+        durations of different units (``same_day`` counts as one working day; a calendar
+        day as at most one working day)."""
+        if self.unit is Unit.WORKING_HOURS:
+            return self.value
+        if self.unit is Unit.SAME_DAY:
+            return NOMINAL_DAY_HOURS
+        return self.value * NOMINAL_DAY_HOURS
 
     def __str__(self) -> str:
         if self.unit is Unit.SAME_DAY:

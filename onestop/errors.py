@@ -78,9 +78,10 @@ class PermissionDenied(OnestopError):
     claimed by someone else."""
 
 
-class InvalidInput(OnestopError):
-    """Data handed to the engine is malformed: a form field missing or out of its choices,
-    a value that cannot be stored, a component code the procedure does not know."""
+class InvalidInput(OnestopError, ValueError):
+    """Data handed to the engine is malformed: a form field missing, unknown or out of its
+    choices, a value that cannot be stored, a component code the procedure does not know,
+    an argument of the wrong type. (Also a :class:`ValueError`.)"""
 
 
 class ProcessError(OnestopError):
@@ -110,3 +111,24 @@ class StoreError(OnestopError):
 class ConcurrentUpdate(OnestopError):
     """Another process changed the dossier between this command's read and write; the
     command was rolled back and may be retried."""
+
+
+class TaskNotOpen(TaskNotFound, ConcurrentUpdate):
+    """The task is not open (any more): another command completed or cancelled it first
+    — the dossier's history says what happened — or no task ever had this id. Both a
+    :class:`TaskNotFound` and a :class:`ConcurrentUpdate`: refresh and decide again."""
+
+
+class OnestopWarning(UserWarning):
+    """Something onestop accepted but that is probably a mistake (e.g. an officer given a
+    role no loaded model uses)."""
+
+
+class BudgetExceeded(ProcessError):
+    """A condition, script or timer expression of a model went beyond the budget of the
+    restricted evaluator: too many steps (loop iterations and guarded operations), too
+    much work (sizes of the values it built or scanned), or one value too large (a text,
+    list or number past its size limit). The message says which limit was hit and in
+    which expression. The budget is deterministic (it counts, it never reads a clock), so
+    the same data always fails the same way; a runaway or hostile model is stopped instead
+    of hanging the command. Nothing of the failed command is stored."""

@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import Enum, IntEnum
 from typing import Any, Iterable, Mapping
 
+from .errors import InvalidInput
+
 
 class Channel(IntEnum):
     """How the dossier reached the one-stop desk (national channel codes)."""
@@ -73,6 +75,12 @@ class EventKind(str, Enum):
     TIMER_FIRED = "timer_fired"
     MESSAGE_RECEIVED = "message_received"
     TASK_CANCELLED = "task_cancelled"
+    #: An officer handed a task to another on a leader's decision.
+    REASSIGNED = "reassigned"
+    #: The responsible agency answered the late path's prompt (will the dossier be late?).
+    DELAY_ASSESSED = "delay_assessed"
+    #: An officer of the resolving side started the late path before the warning.
+    APOLOGY_REQUESTED = "apology_requested"
     SUPPLEMENT_REQUESTED = "supplement_requested"
     APPOINTMENT_SET = "appointment_set"
     STATUS_CHANGED = "status_changed"
@@ -92,8 +100,28 @@ class Officer:
     roles: Mapping[str, Iterable[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "roles", {str(agency): frozenset(names)
-                                           for agency, names in dict(self.roles).items()})
+        # Checked here, so a wrong shape fails where the officer is written down.
+        from .inputs import identifier, text
+
+        who = identifier("officer id", self.id)
+        object.__setattr__(self, "id", who)
+        object.__setattr__(self, "name", text(f"officer {who}: name", self.name,
+                                              max_length=200))
+        if not isinstance(self.roles, Mapping):
+            raise InvalidInput(f"officer {who}: roles must map agency codes to lists of "
+                               f"role names, not {type(self.roles).__name__}")
+        roles: dict[str, frozenset[str]] = {}
+        for agency, names in self.roles.items():
+            agency = identifier(f"officer {who}: agency", agency)
+            if isinstance(names, (str, bytes)) or not isinstance(names, Iterable) \
+                    or isinstance(names, Mapping):
+                raise InvalidInput(f"officer {who}: roles at {agency} must be a list of "
+                                   f"role names, not {names!r}"
+                                   + (f" (write [{names!r}])" if isinstance(names, str)
+                                      else ""))
+            roles[agency] = frozenset(identifier(f"officer {who}: role at {agency}", name)
+                                      for name in names)
+        object.__setattr__(self, "roles", roles)
 
     def has_role(self, agency: str, role: str) -> bool:
         """True when the officer holds ``role`` in ``agency``."""
@@ -168,6 +196,8 @@ class Dossier:
     open_tasks: tuple[Task, ...]
     regime: str = ""
     appointment_at: datetime | None = None
+    #: Required components of the procedure the dossier does not have (handed in or held).
+    missing_components: tuple[str, ...] = ()
 
     @property
     def finished(self) -> bool:

@@ -26,7 +26,11 @@ from .errors import CatalogError, InvalidInput
 SUPPLEMENT_CLOCKS = ("pause", "restart")
 #: Regime fields a catalogue entry may override per procedure (``regime_overrides``).
 OVERRIDABLE_FIELDS = ("transfer_cutoff", "supplement_clock", "max_reappointments",
-                      "apology_lead")
+                      "apology_lead", "apology_role")
+#: Who gives the explanation when a dossier will be late, unless a regime says otherwise:
+#: the head of the responsible agency.
+DEFAULT_APOLOGY_ROLE = "leader"
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
@@ -43,10 +47,27 @@ class Regime:
     max_reappointments: int = 1
     apology_lead: Duration = field(default_factory=lambda: Duration.parse("1wd"))
     forms: Mapping[str, str] = field(default_factory=dict)
+    #: Leads for short legal times, ``((legal time up to, lead), ...)`` in ascending
+    #: order: the 1-working-day lead cannot apply as written to a same-day procedure.
+    apology_lead_short: tuple[tuple[Duration, Duration], ...] = ()
+    #: The role that explains a delay in the responsible agency (its head).
+    apology_role: str = DEFAULT_APOLOGY_ROLE
 
     def covers(self, day: date) -> bool:
         return ((self.received_from is None or self.received_from <= day)
                 and (self.received_until is None or day <= self.received_until))
+
+    def lead_for(self, legal_time: Duration | None) -> Duration:
+        """How long before the due instant the apology letter must be issued, at the
+        latest, for a procedure of ``legal_time``: the first short-time rule whose bound
+        the legal time does not exceed (compared in nominal working hours), else
+        ``apology_lead``."""
+        if legal_time is not None:
+            hours = legal_time.nominal_hours()
+            for bound, lead in self.apology_lead_short:
+                if hours <= bound.nominal_hours():
+                    return lead
+        return self.apology_lead
 
 
 class Regimes:
@@ -108,7 +129,8 @@ def _regime(raw: Any, index: int, name: str) -> Regime:
         raise CatalogError("must be an object with a 'code'", file=name, entry=entry)
     entry = raw["code"]
     allowed = {"code", "name", "received_from", "received_until", "transfer_cutoff",
-               "supplement_clock", "max_reappointments", "apology_lead", "forms", "verify"}
+               "supplement_clock", "max_reappointments", "apology_lead", "apology_lead_short",
+               "apology_role", "forms", "verify"}
     for key in raw:
         if key not in allowed:
             raise CatalogError(f"unknown key {key!r}", file=name, entry=entry, field=key)
@@ -133,22 +155,53 @@ def _regime(raw: Any, index: int, name: str) -> Regime:
     if not isinstance(forms, dict) or not all(isinstance(v, str) for v in forms.values()):
         raise CatalogError("must map form names to numbers", file=name, entry=entry,
                            field="forms")
+    short = _short_leads(raw.get("apology_lead_short", []), name, entry)
     return Regime(code=entry, name=str(raw.get("name", entry)),
                   received_from=day("received_from"), received_until=day("received_until"),
-                  forms=dict(forms), **rules)
+                  forms=dict(forms), apology_lead_short=short, **rules)
+
+
+def _short_leads(value: Any, name: str, entry: str) -> tuple[tuple[Duration, Duration], ...]:
+    """``[{"legal_time_up_to": "1wd", "lead": "2wh"}, ...]``, bounds strictly rising."""
+    where = "apology_lead_short"
+    if not isinstance(value, list):
+        raise CatalogError('must be a list of {"legal_time_up_to": ..., "lead": ...}',
+                           file=name, entry=entry, field=where)
+    rules: list[tuple[Duration, Duration]] = []
+    for index, item in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict) or set(item) != {"legal_time_up_to", "lead"}:
+            raise CatalogError('must be {"legal_time_up_to": "1wd", "lead": "2wh"}',
+                               file=name, entry=entry, field=at)
+        try:
+            bound = Duration.parse(item["legal_time_up_to"])
+        except ValueError as exc:
+            raise CatalogError(str(exc), file=name, entry=entry,
+                               field=f"{at}.legal_time_up_to") from None
+        try:
+            lead = parse_regime_field("apology_lead", item["lead"])
+        except ValueError as exc:
+            raise CatalogError(str(exc), file=name, entry=entry, field=f"{at}.lead") from None
+        if rules and bound.nominal_hours() <= rules[-1][0].nominal_hours():
+            raise CatalogError("bounds must rise: list the shortest legal time first",
+                               file=name, entry=entry, field=f"{at}.legal_time_up_to")
+        rules.append((bound, lead))
+    return tuple(rules)
 
 
 _RULE_DEFAULTS = {"transfer_cutoff": "15:00", "supplement_clock": "pause",
-                  "max_reappointments": 1, "apology_lead": "1wd"}
+                  "max_reappointments": 1, "apology_lead": "1wd",
+                  "apology_role": DEFAULT_APOLOGY_ROLE}
 
 
 def parse_regime_field(key: str, value: Any) -> Any:
     """Validate one regime rule as ``regimes.json`` or a catalogue's ``regime_overrides``
     states it, and return it typed: ``transfer_cutoff`` "HH:MM" (24-hour) as a
     :class:`~datetime.time`, ``supplement_clock`` "pause" or "restart",
-    ``max_reappointments`` a whole number >= 0, ``apology_lead`` a duration such as
-    "1wd" as a :class:`~onestop.duration.Duration`. ValueError saying what is wrong
-    otherwise (the caller adds file, entry and field)."""
+    ``max_reappointments`` a whole number >= 0, ``apology_lead`` a duration in working
+    days, working hours or calendar days such as "1wd" as a
+    :class:`~onestop.duration.Duration`, ``apology_role`` a role name such as "leader".
+    ValueError saying what is wrong otherwise (the caller adds file, entry and field)."""
     if key == "transfer_cutoff":
         if not isinstance(value, str) or not _HH_MM.fullmatch(value):
             raise ValueError(f"must be a 24-hour time HH:MM such as '15:00'; got {value!r}")
@@ -164,7 +217,15 @@ def parse_regime_field(key: str, value: Any) -> Any:
             raise ValueError(f"must be a whole number >= 0; got {value!r}")
         return int(value)
     if key == "apology_lead":
-        return Duration.parse(value)
+        lead = Duration.parse(value)
+        if lead.unit is Unit.SAME_DAY:
+            raise ValueError("must be a duration such as '1wd' or '2wh', not 'same_day'")
+        return lead
+    if key == "apology_role":
+        if not isinstance(value, str) or not _ROLE_NAME.fullmatch(value):
+            raise ValueError(f"must be one lower-case role name such as 'leader'; "
+                             f"got {value!r}")
+        return value
     raise ValueError(f"not a regime rule that can be set here (one of "
                      f"{', '.join(OVERRIDABLE_FIELDS)})")
 
@@ -176,6 +237,9 @@ def effective_regime(regime: Regime, overrides: Mapping[str, Mapping[str, Any]])
     changes: dict[str, Any] = {}
     for key in ("*", regime.code):
         changes.update(overrides.get(key) or {})
+    if "apology_lead" in changes:
+        # A procedure that states its own lead has it whatever its legal time.
+        changes["apology_lead_short"] = ()
     return replace(regime, **changes) if changes else regime
 
 
@@ -195,10 +259,11 @@ def check_regime_overrides(catalog: Catalog, regimes: Regimes) -> None:
 
 
 # -- deadlines while a dossier runs -------------------------------------------------
-def apology_due(calendar: WorkingCalendar, regime: Regime, appointment_at: datetime) -> datetime:
-    """When the apology step is owed: the regime's lead (1 working day) before the
-    appointment."""
-    lead = regime.apology_lead
+def apology_due(calendar: WorkingCalendar, regime: Regime, appointment_at: datetime,
+                legal_time: Duration | None = None) -> datetime:
+    """The latest lawful instant for the apology letter: the regime's lead for the
+    procedure's legal time (:meth:`Regime.lead_for`) before the appointment."""
+    lead = regime.lead_for(legal_time)
     if lead.unit is Unit.WORKING_DAYS:
         return calendar.add_working_days(appointment_at, -lead.value)
     if lead.unit is Unit.WORKING_HOURS:
@@ -239,6 +304,29 @@ def step_deadline(calendar: WorkingCalendar, ready_at: datetime, allotment: str,
     if legal_time.unit is Unit.WORKING_HOURS:
         return calendar.add_working_hours(ready_at, legal_time.value * share)
     return ready_at + timedelta(days=float(legal_time.value * share))
+
+
+def allotment_span(calendar: WorkingCalendar, allotment: str | None,
+                   legal_time: Duration | None) -> int:
+    """The working time an allotment gives a step, in microseconds of ``calendar``'s
+    working-time axis (a calendar day counts as a working day; ``cutoff`` and no
+    allotment as nothing)."""
+    if not allotment or is_cutoff(allotment):
+        return 0
+    if "%" not in allotment:
+        return _span(calendar, Duration.parse(allotment))
+    share = Decimal(str(allotment_share(allotment)))
+    if legal_time is None or legal_time.unit is Unit.SAME_DAY:
+        return int(share * calendar.day_length)
+    return int(share * _span(calendar, legal_time))
+
+
+def _span(calendar: WorkingCalendar, duration: Duration) -> int:
+    if duration.unit is Unit.WORKING_HOURS:
+        return int(duration.value * 3_600_000_000)
+    if duration.unit is Unit.SAME_DAY:
+        return calendar.day_length
+    return int(duration.value * calendar.day_length)
 
 
 def cutoff_deadline(calendar: WorkingCalendar, ready_at: datetime, cutoff: time) -> datetime:
@@ -332,13 +420,40 @@ class StepSla:
 
 @dataclass(frozen=True)
 class Apology:
-    """An apology letter and new appointment (Phiếu xin lỗi và hẹn lại ngày trả kết quả)."""
+    """An apology letter and new appointment (Phiếu xin lỗi và hẹn lại ngày trả kết quả).
+
+    ``latest`` is the latest lawful instant for it (the due instant minus the regime's
+    lead); ``in_time`` whether it was issued by then."""
 
     issued_at: datetime
     responsible_agency: str | None
     reason: str
     previous_appointment: datetime | None
     new_appointment: datetime
+    latest: datetime | None = None
+    in_time: bool = True
+
+
+class ApologyStatus(str, Enum):
+    """A dossier's apology letter, as the plans count it (100% of late dossiers with an
+    apology issued in time)."""
+
+    NOT_NEEDED = "not_needed"
+    IN_TIME = "in_time"
+    LATE = "late"
+    MISSING = "missing"
+
+    @property
+    def label_vi(self) -> str:
+        return _APOLOGY_LABELS_VI[self]
+
+
+_APOLOGY_LABELS_VI = {
+    ApologyStatus.NOT_NEEDED: "Không phải xin lỗi",
+    ApologyStatus.IN_TIME: "Đã xin lỗi đúng hạn",
+    ApologyStatus.LATE: "Xin lỗi muộn",
+    ApologyStatus.MISSING: "Quá hạn, chưa xin lỗi",
+}
 
 
 @dataclass(frozen=True)
@@ -363,6 +478,16 @@ class SlaReport:
         """The agency whose steps ran furthest past their deadlines by ``now`` (None:
         nobody's)."""
         return responsible_agency(self.steps, now)
+
+    @property
+    def apology_status(self) -> ApologyStatus:
+        """Late and apologised in time, late and apologised late, late (or overdue) with
+        no apology, or no apology needed."""
+        if self.apologies:
+            return ApologyStatus.IN_TIME if self.apologies[0].in_time else ApologyStatus.LATE
+        if self.mark in (Mark.LATE, Mark.OVERDUE):
+            return ApologyStatus.MISSING
+        return ApologyStatus.NOT_NEEDED
 
 
 def judge(due: datetime | None, finished: datetime | None, now: datetime,
@@ -408,9 +533,14 @@ def assess(code: str, events: Sequence[Any], now: datetime, calendars: Any, desk
         elif kind == "appointment_set":
             new = _parse(detail["appointment"])
             if detail.get("reason") == "apology":
+                latest = _parse(detail["latest"]) if detail.get("latest") else None
+                # A letter recorded before "in_time" was kept: in time if before the due.
+                in_time = detail.get("in_time")
+                if in_time is None:
+                    in_time = appointment_at is None or event.at <= appointment_at
                 apologies.append(Apology(event.at, detail.get("responsible"),
                                          str(detail.get("delay_reason", "")),
-                                         appointment_at, new))
+                                         appointment_at, new, latest, bool(in_time)))
             else:
                 due = new
                 paused_since = None

@@ -26,6 +26,22 @@ STAFF = [
 ]
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each skip reason once, with its count (pyproject's ``-rfE`` lists failures and
+    errors only): ``58 skipped: no PostgreSQL server (set ONESTOP_TEST_POSTGRES; ...)``."""
+    if "s" in getattr(terminalreporter, "reportchars", ""):
+        return  # -rs / -ra already lists every skip
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 \
+            else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{count} skipped: {reason}")
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ))

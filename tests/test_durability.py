@@ -39,7 +39,7 @@ def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite
         engine = Engine({sqlite_url!r}, clock=clock)
         task = engine.inbox("lv.binh")[0]
         dossier = engine.complete(task.id, "lv.binh", {{"verdict": "approve",
-                                                      "opinion": "Đủ điều kiện"}})
+                                                      "note": "Đủ điều kiện"}})
         print(json.dumps({{"task": task.step, "status": int(dossier.status),
                           "now": list(dossier.current_steps)}}))
         engine.close()
@@ -56,7 +56,7 @@ def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite
     examined = [e for e in reopened.history(code)
                 if e.kind is EventKind.COMPLETED and e.step == "Task_Examine"][0]
     assert examined.actor == "lv.binh" and examined.detail == {"verdict": "approve",
-                                                     "opinion": "Đủ điều kiện"}
+                                                     "note": "Đủ điều kiện"}
     assert examined.at.isoformat() == "2025-07-08T09:00:00+07:00"
     drive(reopened, code)
     assert reopened.dossier(code).status is DossierStatus.RESULT_RETURNED

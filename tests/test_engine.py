@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, func, select
 
 from onestop import (
     Channel,
+    ConcurrentUpdate,
     DossierNotFound,
     DossierStatus,
     Engine,
@@ -15,6 +16,7 @@ from onestop import (
     Officer,
     PermissionDenied,
     TaskNotFound,
+    TaskNotOpen,
     TaskState,
     UnknownAgency,
     UnknownOfficer,
@@ -211,7 +213,7 @@ def test_bad_receive_input_is_refused_with_what_is_wrong(engine):
                        desk="NO-SUCH-DESK")
     with pytest.raises(InvalidInput, match="channel"):
         receive(engine, channel=7)
-    with pytest.raises(InvalidInput, match="applicant cannot be stored"):
+    with pytest.raises(InvalidInput, match="applicant.photo cannot be stored"):
         receive(engine, applicant={"photo": b"\x89PNG"})
     # None of the refused calls left a dossier behind.
     assert receive(engine).code.endswith("-0001")
@@ -227,8 +229,9 @@ def test_wrong_dossier_codes_and_task_ids_get_clear_errors(engine):
     code = receive(engine).code
     task = engine.inbox("tn.an")[0]
     engine.complete(task.id, "tn.an", {"outcome": "accept"})
-    with pytest.raises(TaskNotFound, match="no open task.*completed"):
+    with pytest.raises(TaskNotOpen, match="not open: it was completed") as closed:
         engine.complete(task.id, "tn.an", {"outcome": "accept"})
+    assert isinstance(closed.value, TaskNotFound) and isinstance(closed.value, ConcurrentUpdate)
     with pytest.raises(TaskNotFound, match="no open task"):
         engine.task(task.id)
     assert engine.history(code)[2].kind is EventKind.COMPLETED

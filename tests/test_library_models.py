@@ -38,6 +38,7 @@ STAFF = [
     Officer("stp.minh", "Hoàng Văn Minh", {"SO-TU-PHAP": ["specialist"]}),
     Officer("stp.thu", "Nguyễn Thị Thu", {"SO-TU-PHAP": ["leader"]}),
     Officer("cat.son", "Quách Văn Sơn", {"CA-TINH": ["specialist"]}),
+    Officer("cat.hung", "Đỗ Mạnh Hùng", {"CA-TINH": ["leader"]}),
     Officer("tha.vy", "Đoàn Tường Vy", {"THA-TINH": ["specialist"]}),
     Officer("vp.khoa", "Châu Minh Khoa", {"VPDKDD-CN-AN-BINH": ["specialist"]}),
     Officer("vp.ngan", "Tạ Kim Ngân", {"VPDKDD-CN-AN-BINH": ["leader"]}),
@@ -89,7 +90,8 @@ def test_online_dossier_waits_for_the_fee_and_is_received_when_paid(
     assert waiting.status is DossierStatus.AWAITING_FINANCIAL_OBLIGATION
     assert waiting.open_tasks == () and waiting.appointment_at is None
     clock.set(at(2025, 7, 8, 9, 30))                    # paid the next morning
-    paid = engine.message(code, "fee_paid", data={"receipt": "PAYGOV-2025-000123"})
+    paid = engine.message(code, "fee_paid", data={"receipt": "PAYGOV-2025-000123"},
+                          portal=True)
     # The receipt and appointment count from the payment: 3 working days later.
     assert paid.status is DossierStatus.IN_PROGRESS
     assert paid.appointment_at == at(2025, 7, 11, 9, 30)
@@ -115,13 +117,13 @@ def test_an_unpaid_online_dossier_is_not_received_after_five_working_days(
     assert final.finished and final.status is DossierStatus.NOT_RECEIVED
     assert final.appointment_at is None
     with pytest.raises(Exception, match="fee_paid"):
-        engine.message(code, "fee_paid")
+        engine.message(code, "fee_paid", portal=True)
 
 
 def test_a_paid_dossier_drops_the_payment_window(engine: Engine, clock: ManualClock) -> None:
     code = receive_online(engine)
     run(engine, code)
-    engine.message(code, "fee_paid")
+    engine.message(code, "fee_paid", portal=True)
     clock.advance(days=10)
     assert "Timer_PaymentWindow" not in [f.step for f in engine.fire_due_timers()]
     assert engine.dossier(code).status is DossierStatus.IN_PROGRESS
@@ -143,7 +145,7 @@ def test_online_supplement_then_payment(engine: Engine) -> None:
     run(engine, code, {"Task_CheckDossier": [{"outcome": "supplement"}, {"outcome": "accept"}],
                        "Task_RequestSupplement": [{"missing": "Tờ khai có chữ ký số"}]})
     assert engine.dossier(code).status is DossierStatus.AWAITING_FINANCIAL_OBLIGATION
-    engine.message(code, "fee_paid")
+    engine.message(code, "fee_paid", portal=True)
     run(engine, code, {"Task_Examine": [{"verdict": "refuse"}],
                        "Task_SignRefusal": [{"reason": "Đang có đăng ký kết hôn"}]})
     assert engine.dossier(code).status is DossierStatus.RESULT_RETURNED
@@ -193,9 +195,10 @@ def test_the_late_consulted_agency_explains_and_the_desk_apologises(
     clock.set(appointment - timedelta(hours=4))          # the police still hold it
     assert [f.step for f in engine.fire_due_timers()] == ["Timer_Apology"]
     explain = open_task(engine, code, "Task_ExplainDelay")
-    assert explain.agency == "CA-TINH"
-    engine.complete(explain.id, "cat.son", {"delay_reason": "Chờ tra cứu dữ liệu lý lịch",
-                                            "new_appointment": "2025-07-25"})
+    assert (explain.agency, explain.role) == ("CA-TINH", "leader")   # the police's head
+    engine.complete(explain.id, "cat.hung", {"will_be_late": "yes",
+                                             "delay_reason": "Chờ tra cứu dữ liệu lý lịch",
+                                             "new_appointment": "2025-07-25"})
     engine.complete(open_task(engine, code, "Task_IssueApology").id, "ttpv.lan")
     (apology,) = engine.sla(code).apologies
     assert apology.responsible_agency == "CA-TINH"
@@ -256,7 +259,7 @@ def test_withdrawal_cancels_the_work_at_both_levels(engine: Engine) -> None:
     code = engine.receive(LAND, applicant=APPLICANT, officer="tn.an",
                           components=LAND_PAPERS).code
     run(engine, code, stop_before="Task_Examine")
-    after = engine.message(code, "withdrawal_requested")
+    after = engine.message(code, "withdrawal_requested", portal=True)
     assert after.status is DossierStatus.WITHDRAWAL_REQUESTED
     assert [(t.step, t.agency) for t in after.open_tasks] == [("Task_ConfirmWithdrawal",
                                                                "AN-BINH-MC")]
@@ -274,8 +277,9 @@ def test_late_at_the_province_the_commune_desk_issues_the_apology(
     clock.set(appointment - timedelta(hours=6))
     assert [f.step for f in engine.fire_due_timers()] == ["Timer_Apology"]
     explain = open_task(engine, code, "Task_ExplainDelay")
-    assert explain.agency == "VPDKDD-CN-AN-BINH"
-    engine.complete(explain.id, "vp.khoa", {"delay_reason": "Chờ đo đạc lại thửa đất",
+    assert (explain.agency, explain.role) == ("VPDKDD-CN-AN-BINH", "leader")
+    engine.complete(explain.id, "vp.ngan", {"will_be_late": "yes",
+                                            "delay_reason": "Chờ đo đạc lại thửa đất",
                                             "new_appointment": "2025-07-31"})
     apology = open_task(engine, code, "Task_IssueApology")
     assert apology.agency == "AN-BINH-MC"

@@ -13,7 +13,18 @@ from onestop.bpmn.loader import load_models
 from onestop.bpmn.runtime import Instance
 from onestop.cli import main
 from onestop.engine import RESERVED_FIELDS
-from onestop.modeling.lint import ERROR, WARNING, Finding, _dossier_variables, lint
+from onestop.errors import ModelError
+from onestop.library import load_library
+from onestop.modeling.lint import (
+    ERROR,
+    LOAD,
+    RULE,
+    RUN,
+    WARNING,
+    Finding,
+    _dossier_variables,
+    lint,
+)
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -288,19 +299,56 @@ def test_the_dry_run_starts_with_the_dossier_variables(tmp_path: Path) -> None:
     <bpmn:sequenceFlow id="F6" sourceRef="Fee" targetRef="Examine"/>
     <bpmn:userTask id="Pay" onestop:role="cashier"/>
     <bpmn:sequenceFlow id="F7" sourceRef="Pay" targetRef="Examine"/>
-    <bpmn:userTask id="Examine" onestop:role="specialist" onestop:sla="propose"/>
+    <bpmn:userTask id="Examine" onestop:sla="propose"/>
     <bpmn:sequenceFlow id="F8" sourceRef="Examine" targetRef="End_1"/>
     <bpmn:endEvent id="End_1"/>""")
     assert [str(f) for f in lint([path])] == []
 
 
-def test_a_process_without_is_executable_is_not_dry_run(tmp_path: Path) -> None:
+def test_a_process_without_is_executable_runs_as_in_the_engine(tmp_path: Path) -> None:
+    """The engine runs a process without isExecutable (SpiffWorkflow reads it as true):
+    lint checks and dry-runs it like an executable one, and says the attribute is
+    missing."""
     path = _model(tmp_path, "sketch", _LINKED.replace("Throw_1", "Sign", 1))
     path.write_text(path.read_text(encoding="utf-8").replace(' isExecutable="true"', ""),
                     encoding="utf-8")
+    assert "sketch" in load_models([path])
     found = lint([path])
-    assert [(f.element, f.severity) for f in found] == [("sketch", WARNING)]
+    assert [(f.element, f.severity) for f in found] == [("sketch", WARNING), ("sketch", WARNING)]
     assert "no isExecutable attribute" in found[0].message
+    assert "no late path" in found[1].message
+    # It is dry-run: a gateway no flow leaves on a new dossier is an error.
+    early = _model(tmp_path, "early", """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Gateway_Fee"/>
+    <bpmn:exclusiveGateway id="Gateway_Fee"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Gateway_Fee" targetRef="End_1">
+      <bpmn:conditionExpression>fee_paid == True</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:endEvent id="End_1"/>""")
+    early.write_text(early.read_text(encoding="utf-8").replace(' isExecutable="true"', ""),
+                     encoding="utf-8")
+    dry = [f for f in lint([early]) if f.severity == ERROR]
+    assert [(f.element, f.kind) for f in dry] == [("Gateway_Fee", RUN)], dry
+
+
+def test_a_process_marked_not_executable_only_warns(tmp_path: Path) -> None:
+    path = _model(tmp_path, "sketch", _LINKED.replace('name="ToSigning"/></bpmn:inter'
+                                                       'mediateCatchEvent',
+                                                       'name="Elsewhere"/></bpmn:inter'
+                                                       'mediateCatchEvent'),
+                  executable="false")
+    # A link that leads nowhere is a problem of the document: the engine refuses it
+    # wherever it is. A task's bad role in a process that never runs only warns.
+    found = [(f.element, f.severity) for f in lint([path])]
+    assert ("Throw_1", ERROR) in found and ("sketch", WARNING) in found
+    path = _model(tmp_path, "sketch", _LINKED.replace('onestop:role="leader"',
+                                                       'onestop:role="Leader, Deputy"'),
+                  executable="false")
+    found = lint([path])
+    assert [(f.element, f.severity) for f in found if f.element == "Sign"] == [
+        ("Sign", WARNING)], [str(f) for f in found]
+    assert load_models([path]) == {}
 
 
 def test_a_called_process_that_calls_another_needs_no_late_path(tmp_path: Path) -> None:
@@ -348,3 +396,125 @@ def test_allotment_budget_counts_the_processes_called_from_other_files(tmp_path:
         (str(folder / "interlevel.bpmn"), "interlevel", ERROR)]
     assert "add up to 68 working hours, more than the legal time 8wd (64" in \
         findings[0].message
+
+
+# -- lint and the engine agree ---------------------------------------------------------
+
+def test_a_broken_process_without_is_executable_is_an_error(tmp_path: Path) -> None:
+    """The engine runs a process without isExecutable, so a call to a process no file
+    defines is refused: lint says so as an error (it used to skip such a process)."""
+    path = _model(tmp_path, "sketch", """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Call_1"/>
+    <bpmn:callActivity id="Call_1" calledElement="nowhere"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Call_1" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>""")
+    path.write_text(path.read_text(encoding="utf-8").replace(' isExecutable="true"', ""),
+                    encoding="utf-8")
+    with pytest.raises(ModelError):
+        load_models([path])
+    errors = [f for f in lint([path]) if f.severity == ERROR]
+    assert [(f.element, f.kind) for f in errors] == [("Call_1", LOAD)]
+    assert "'nowhere'" in errors[0].message
+
+
+def test_what_only_the_engine_refuses_is_reported_from_its_load(tmp_path: Path) -> None:
+    """SpiffWorkflow refuses a task with two outgoing flows; no static check of lint
+    says so, the engine's own load (run by lint) does."""
+    path = _model(tmp_path, "forked", """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Task_1"/>
+    <bpmn:userTask id="Task_1" onestop:role="specialist" onestop:sla="apology"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Task_1" targetRef="End_1"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Task_1" targetRef="End_2"/>
+    <bpmn:endEvent id="End_1"/><bpmn:endEvent id="End_2"/>""")
+    with pytest.raises(ModelError) as refused:
+        load_models([path])
+    findings = lint([path])
+    assert [(f.element, f.severity, f.kind) for f in findings] == [
+        (refused.value.element, ERROR, LOAD)]
+    assert refused.value.reason in findings[0].message
+
+
+def test_a_library_folder_is_linted_with_the_engines_own_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a folder with a catalogue lint calls load_library (what Engine(library=...)
+    loads), for files load_models: the same functions, not a copy of them."""
+    from onestop.modeling import lint as module
+
+    calls: list[str] = []
+    real_library, real_models = module.load_library, module.load_models
+    monkeypatch.setattr(module, "load_library",
+                        lambda *a, **k: calls.append("load_library") or real_library(*a, **k))
+    monkeypatch.setattr(module, "load_models",
+                        lambda *a, **k: calls.append("load_models") or real_models(*a, **k))
+    folder = _household(tmp_path, True)
+    lint([folder])
+    assert calls == ["load_library"]
+    calls.clear()
+    lint([folder / "camunda7-household.bpmn"])
+    assert calls == ["load_models"]
+
+
+def test_what_the_library_check_refuses_is_an_error(tmp_path: Path) -> None:
+    """The engine refuses a catalogue process whose step names an agency slot nobody
+    fills; lint reports the engine's refusal on that step."""
+    folder = _household(tmp_path, True)
+    model = folder / "camunda7-household.bpmn"
+    model.write_text(model.read_text(encoding="utf-8").replace(
+        'camunda:candidateGroups="specialist"',
+        'camunda:candidateGroups="specialist" onestop:agency="ward_police"').replace(
+        "<bpmn:definitions ", '<bpmn:definitions xmlns:onestop="urn:onestop:bpmn:1" ', 1),
+        encoding="utf-8")
+    with pytest.raises(ModelError) as refused:
+        load_library(folder)
+    errors = [f for f in lint([folder]) if f.severity == ERROR]
+    assert [(f.element, f.kind) for f in errors if f.kind == LOAD] == [
+        ("Activity_Examine", LOAD)], [str(f) for f in errors]
+    assert "ward_police" in str(refused.value)
+
+
+def test_one_stop_rules_the_engine_does_not_enforce_are_rule_errors(tmp_path: Path) -> None:
+    folder = _household(tmp_path, True)
+    load_library(folder)  # the engine loads it ...
+    late = [f for f in lint([folder]) if "no late path" in f.message]
+    assert [(f.severity, f.kind) for f in late] == [(ERROR, RULE)]  # ... lint objects
+
+
+def _late(timer: str, cancel: str, prompt: str) -> str:
+    """A resolution with a late path: a boundary timer at ``timer`` leading to a prompt
+    with the attributes ``prompt``, then the desk's letter."""
+    return f"""
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Resolve"/>
+    <bpmn:userTask id="Resolve" onestop:role="specialist"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Resolve" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>
+    <bpmn:boundaryEvent id="Warn" attachedToRef="Resolve" cancelActivity="{cancel}">
+      <bpmn:timerEventDefinition id="TD"><bpmn:timeDate>{timer}</bpmn:timeDate>
+      </bpmn:timerEventDefinition></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="F3" sourceRef="Warn" targetRef="Ask"/>
+    <bpmn:userTask id="Ask" onestop:agency="responsible" onestop:sla="propose" {prompt}/>
+    <bpmn:sequenceFlow id="F4" sourceRef="Ask" targetRef="Letter"/>
+    <bpmn:userTask id="Letter" onestop:role="receiving_officer" onestop:agency="desk"
+                   onestop:sla="apology"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="Letter" targetRef="End_2"/>
+    <bpmn:endEvent id="End_2"/>"""
+
+
+def test_a_late_path_that_cannot_comply_is_reported(tmp_path: Path) -> None:
+    good = _model(tmp_path, "good", _late(
+        "apology_warning", "false",
+        'onestop:form="will_be_late:yes|no; delay_reason?; new_appointment?"'))
+    assert [str(f) for f in lint([good])] == []
+    old = _model(tmp_path, "old", _late("apology_due", "true",
+                                        'onestop:role="specialist" '
+                                        'onestop:form="delay_reason; new_appointment"'))
+    found = {(f.element, f.severity, f.message.split(":")[0].split(",")[0])
+             for f in lint([old])}
+    assert found == {
+        ("Warn", WARNING, "the late path's timer interrupts the activity it is attached to"),
+        ("Warn", WARNING, "the warning falls due at apology_due"),
+        ("Ask", WARNING, "the prompt cannot be answered 'no' (no will_be_late field)"),
+        ("Ask", WARNING, "role 'specialist' is not used"),
+    }

@@ -83,7 +83,7 @@ def test_withdrawal_cancels_resolution_and_asks_the_desk_to_confirm(make_engine,
     assert [t.step for t in engine.inbox("lv.binh")] == ["Task_Examine"]
     clock.advance(hours=1)
 
-    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON})
+    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON}, portal=True)
 
     assert dossier.status is DossierStatus.WITHDRAWAL_REQUESTED
     assert dossier.current_steps == ("Task_ConfirmWithdrawal",)
@@ -112,14 +112,14 @@ def test_withdrawal_cancels_resolution_and_asks_the_desk_to_confirm(make_engine,
     assert examine.cancelled and examine.finished_at == clock.now()
 
     with pytest.raises(RuleViolation, match="waits for no message"):
-        engine.message(code, "withdrawal_requested", data={"reason": REASON})
+        engine.message(code, "withdrawal_requested", data={"reason": REASON}, portal=True)
 
     clock.advance(minutes=10)
     done = complete(engine, code, "Task_ConfirmWithdrawal", "tn.an")
     assert done.finished and done.status is DossierStatus.WITHDRAWAL_REQUESTED
     assert engine.history(code)[-1].kind is EventKind.FINISHED
     with pytest.raises(RuleViolation, match=rf"dossier {code} has finished"):
-        engine.message(code, "status_requested")
+        engine.message(code, "status_requested", portal=True)
 
 
 @pytest.mark.parametrize("receipt, next_step", [("BL-000123", "Task_Issue"),
@@ -130,7 +130,7 @@ def test_fee_paid_carries_the_receipt_to_the_next_condition(make_engine, databas
     code = awaiting_fee(engine)
     clock.advance(hours=2)
 
-    dossier = engine.message(code, "fee_paid", data={"receipt_no": receipt})
+    dossier = engine.message(code, "fee_paid", data={"receipt_no": receipt}, portal=True)
 
     # The payment waited inside an embedded sub-process; the condition after it reads
     # the receipt number as a process variable.
@@ -140,7 +140,7 @@ def test_fee_paid_carries_the_receipt_to_the_next_condition(make_engine, databas
     history = engine.history(code)
     before = stored(engine, code)
     with pytest.raises(RuleViolation) as refused:
-        engine.message(code, "fee_paid", data={"receipt_no": "BL-000124"})
+        engine.message(code, "fee_paid", data={"receipt_no": "BL-000124"}, portal=True)
     text = str(refused.value)
     assert code in text and "'fee_paid'" in text and "waits for no message" in text
     assert stored(engine, code) == before and len(engine.history(code)) == len(history)
@@ -151,10 +151,10 @@ def test_a_delivery_that_fails_downstream_stores_nothing(make_engine, database, 
     code = awaiting_fee(engine)
     before = stored(engine, code)
     with pytest.raises(ProcessError) as failed:          # no receipt_no for the condition
-        engine.message(code, "fee_paid", data={"amount": 50000})
+        engine.message(code, "fee_paid", data={"amount": 50000}, portal=True)
     assert failed.value.dossier == code
     assert stored(engine, code) == before
-    dossier = engine.message(code, "fee_paid", data={"receipt_no": "BL-000125"})
+    dossier = engine.message(code, "fee_paid", data={"receipt_no": "BL-000125"}, portal=True)
     assert dossier.current_steps == ("Task_Issue",)
 
 
@@ -171,7 +171,7 @@ def test_event_gateway_timer_first_then_the_payment_is_refused(make_engine, data
     before = stored(engine, code)
     clock.advance(minutes=5)
     with pytest.raises(RuleViolation, match="has finished"):
-        engine.message(code, "fee_paid", data={"receipt_no": "BL-000126"})
+        engine.message(code, "fee_paid", data={"receipt_no": "BL-000126"}, portal=True)
     assert stored(engine, code) == before
 
 
@@ -180,7 +180,7 @@ def test_event_gateway_payment_first_drops_the_timer(make_engine, database, cloc
     code = awaiting_fee(engine, PAY_OR_EXPIRE)
     other = awaiting_fee(engine, PAY_OR_EXPIRE)           # keeps waiting: its timer fires
     clock.advance(hours=3)
-    dossier = engine.message(code, "fee_paid", data={"receipt_no": "BL-000127"})
+    dossier = engine.message(code, "fee_paid", data={"receipt_no": "BL-000127"}, portal=True)
     assert dossier.current_steps == ("Task_Deliver",)
     assert dossier.status is DossierStatus.IN_PROGRESS
     assert since(engine, code, clock.now())[0] == (EventKind.MESSAGE_RECEIVED, "Catch_Paid")
@@ -200,26 +200,28 @@ def test_refusals_store_nothing(make_engine, database, clock):
     clock.advance(hours=1)
 
     with pytest.raises(RuleViolation) as refused:
-        engine.message(code, "payment_confirmed")
+        engine.message(code, "payment_confirmed", portal=True)
     text = str(refused.value)
     assert code in text and "'payment_confirmed'" in text
     assert "'status_requested', 'withdrawal_requested'" in text
     with pytest.raises(DossierNotFound):
-        engine.message("AN-BINH-MC-250707-9999", "withdrawal_requested")
+        engine.message("AN-BINH-MC-250707-9999", "withdrawal_requested", portal=True)
     with pytest.raises(DossierNotFound):
-        engine.message("not a dossier", "withdrawal_requested")
+        engine.message("not a dossier", "withdrawal_requested", portal=True)
     with pytest.raises(UnknownOfficer, match="no.one"):
         engine.message(code, "withdrawal_requested", officer="no.one")
     with pytest.raises(InvalidInput, match="'procedure'"):
-        engine.message(code, "withdrawal_requested", data={"procedure": "1.000001"})
+        engine.message(code, "withdrawal_requested", data={"procedure": "1.000001"},
+                       portal=True)
     with pytest.raises(InvalidInput, match="'lý_do'"):
-        engine.message(code, "withdrawal_requested", data={"lý_do": REASON})
+        engine.message(code, "withdrawal_requested", data={"lý_do": REASON}, portal=True)
     with pytest.raises(InvalidInput, match="'at'"):
-        engine.message(code, "withdrawal_requested", data={"at": clock.now()})
+        engine.message(code, "withdrawal_requested", data={"at": clock.now()}, portal=True)
     with pytest.raises(InvalidInput):
-        engine.message(code, "withdrawal_requested", data=[("reason", REASON)])  # type: ignore[arg-type]
+        engine.message(code, "withdrawal_requested", data=[("reason", REASON)],  # type: ignore[arg-type]
+                       portal=True)
     with pytest.raises(InvalidInput):
-        engine.message(code, "")
+        engine.message(code, "", portal=True)
     assert stored(engine, code) == before
 
 
@@ -229,7 +231,7 @@ def test_a_dossier_waiting_for_payment_survives_a_restart(make_engine, database,
     first.close()
     clock.advance(days=1)
     second = make_engine(database, library=DATA, clock=clock)
-    dossier = second.message(code, "fee_paid", data={"receipt_no": "BL-000128"})
+    dossier = second.message(code, "fee_paid", data={"receipt_no": "BL-000128"}, portal=True)
     assert dossier.current_steps == ("Task_Issue",)
     assert dossier.status is DossierStatus.IN_PROGRESS
     (paid,) = [e for e in second.history(code) if e.kind is EventKind.MESSAGE_RECEIVED]
@@ -245,7 +247,7 @@ def test_a_receive_task_inside_a_called_process(make_engine, database, clock, op
     dossier = complete(engine, code, "Task_Examine", "lv.binh", {"verdict": "consult"})
     assert dossier.open_tasks == ()                       # waits for the consulted agency
     clock.advance(hours=4)
-    dossier = engine.message(code, "opinion_received", data={"opinion": opinion})
+    dossier = engine.message(code, "opinion_received", data={"opinion": opinion}, portal=True)
     assert dossier.current_steps == (next_step,)
     assert [t.step for t in engine.inbox("lv.binh")] == [next_step]
     (answer,) = [e for e in engine.history(code) if e.kind is EventKind.MESSAGE_RECEIVED]
@@ -257,10 +259,10 @@ def test_a_withdrawal_cancels_the_called_process_waiting_inside(make_engine, dat
     engine = open_engine(make_engine, database, clock)
     code = receive(engine)
     complete(engine, code, "Task_Examine", "lv.binh", {"verdict": "consult"})
-    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON})
+    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON}, portal=True)
     assert dossier.current_steps == ("Task_ConfirmWithdrawal",)
     with pytest.raises(RuleViolation, match="waits for no message"):
-        engine.message(code, "opinion_received", data={"opinion": "Đồng ý"})
+        engine.message(code, "opinion_received", data={"opinion": "Đồng ý"}, portal=True)
 
 
 def test_a_status_question_opens_a_desk_task_and_keeps_the_specialist_s(make_engine,
@@ -282,7 +284,7 @@ def test_a_status_question_opens_a_desk_task_and_keeps_the_specialist_s(make_eng
     assert asked.actor == "tn.an" and asked.agency == "AN-BINH-UB"
 
     clock.advance(hours=1)                                # asked again: caught again
-    dossier = engine.message(code, "status_requested")
+    dossier = engine.message(code, "status_requested", portal=True)
     assert sorted(dossier.current_steps) == ["Task_AnswerQuery", "Task_AnswerQuery",
                                              "Task_Examine"]
     assert not any(e.kind is EventKind.TASK_CANCELLED for e in engine.history(code))
@@ -291,7 +293,7 @@ def test_a_status_question_opens_a_desk_task_and_keeps_the_specialist_s(make_eng
     dossier = complete(engine, code, "Task_Draft", "lv.binh")
     assert "Task_Return" in dossier.current_steps        # resolution is over
     with pytest.raises(RuleViolation, match="waits for no message"):
-        engine.message(code, "status_requested")
+        engine.message(code, "status_requested", portal=True)
     for _ in range(3):
         task = engine.inbox("tn.an")[0]
         dossier = engine.complete(task.id, "tn.an")
@@ -302,13 +304,13 @@ def test_a_withdrawal_after_a_question_leaves_the_answer_to_give(make_engine, da
                                                                  clock):
     engine = open_engine(make_engine, database, clock)
     code = receive(engine)
-    engine.message(code, "status_requested")
-    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON})
+    engine.message(code, "status_requested", portal=True)
+    dossier = engine.message(code, "withdrawal_requested", data={"reason": REASON}, portal=True)
     assert sorted(dossier.current_steps) == ["Task_AnswerQuery", "Task_ConfirmWithdrawal"]
     cancelled = [e.step for e in engine.history(code) if e.kind is EventKind.TASK_CANCELLED]
     assert cancelled == ["Task_Examine"]
     with pytest.raises(RuleViolation, match="waits for no message"):
-        engine.message(code, "status_requested")          # the resolution is over
+        engine.message(code, "status_requested", portal=True)   # the resolution is over
     for step in ("Task_AnswerQuery", "Task_ConfirmWithdrawal"):
         dossier = complete(engine, code, step, "tn.an")
     assert dossier.finished and dossier.status is DossierStatus.WITHDRAWAL_REQUESTED
@@ -324,7 +326,7 @@ def test_concurrent_payments_are_taken_exactly_once(make_engine, database, clock
     def pay(portal: Engine, n: int) -> None:
         start.wait()
         try:
-            portal.message(code, "fee_paid", data={"receipt_no": f"BL-00020{n}"})
+            portal.message(code, "fee_paid", data={"receipt_no": f"BL-00020{n}"}, portal=True)
             outcomes.append("paid")
         except (RuleViolation, ConcurrentUpdate) as exc:
             outcomes.append(type(exc).__name__)

@@ -171,10 +171,11 @@ def test_late_dossier_gets_one_apology_through_the_call(engine: Engine,
     assert steps == {"Task_Examine", "Task_ExplainDelay"}
     explain = next(t for t in engine.dossier(dossier.code).open_tasks
                    if t.step == "Task_ExplainDelay")
-    assert explain.agency == "AN-BINH-UB"
+    assert (explain.agency, explain.role) == ("AN-BINH-UB", "leader")
     new_day = (appointment + timedelta(days=7)).replace(hour=16, minute=0)
-    engine.complete(explain.id, "dt.dung", {"delay_reason": "Chờ xác minh của xã khác",
-                                             "new_appointment": new_day.date().isoformat()})
+    engine.complete(explain.id, "vh.hai", {"will_be_late": "yes",
+                                           "delay_reason": "Chờ xác minh của xã khác",
+                                           "new_appointment": new_day.date().isoformat()})
     apology = next(t for t in engine.dossier(dossier.code).open_tasks
                    if t.step == "Task_IssueApology")
     after = engine.complete(apology.id, "tn.an", {})
@@ -186,7 +187,8 @@ def test_applicant_withdraws_during_resolution(engine: Engine) -> None:
     dossier = _receive(engine)
     _run(engine, dossier.code, {"Task_CheckDossier": [{"outcome": "accept"}]},
          stop_before="Task_Examine")
-    after = engine.message(dossier.code, "withdrawal_requested",
+    # The applicant asks in writing at the desk; the receiving officer records it.
+    after = engine.message(dossier.code, "withdrawal_requested", officer="tn.an",
                            data={"reason": "Công dân rút hồ sơ"})
     assert after.status is DossierStatus.WITHDRAWAL_REQUESTED
     assert [t.step for t in after.open_tasks] == ["Task_ConfirmWithdrawal"]

@@ -12,9 +12,13 @@ fields, its service-level part (``sla``) and, for a timer, the clock it counts o
   ``zeebe:assignmentDefinition candidateGroups``).
 
 Onestop attributes win over extension properties. A step without its own role or agency
-takes its lane's. An empty value (what a modeler writes for a template field left
-blank) counts as not set. Service tasks name their ``connector`` (see
-:mod:`onestop.bpmn.connectors`).
+takes its lane's. On an event that waits for a message (and a receive task) the role
+says who may deliver the message: one or more roles, comma-separated, and ``portal``
+for the portal channel; an event that names nobody takes the message from the portal
+only (lane roles do not apply). A step marked ``sla="propose"`` is done by the regime's
+``apology_role`` (the head of the responsible agency), whatever role it names. An empty
+value (what a modeler writes for a template field left blank) counts as not set. Service
+tasks name their ``connector`` (see :mod:`onestop.bpmn.connectors`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form", "sla", "clock
 #: dossier is late and proposes a new appointment) and ``apology`` (the desk issues the
 #: apology letter and the new appointment).
 SLA_PARTS = ("propose", "apology")
+#: The sender name a message event gives (in its role list) to accept the portal channel.
+PORTAL_SENDER = "portal"
 #: What a timer counts: working time (default) or calendar time.
 CLOCKS = ("working", "calendar")
 _SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
@@ -124,14 +130,25 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
     def fail(message: str) -> ModelError:
         return ModelError(message, file=filename, element=element_id, line=element.sourceline)
 
-    role = own.get("role") or lane_props.get("role")
-    if role is None and lane is not None and _ROLE.match(lane.get("name") or ""):
-        role = lane.get("name")
-    if role is not None:
-        role = role.strip()
-        if not _ROLE.match(role):
-            raise fail(f"role {role!r} must be one lower-case name such as 'specialist' "
-                       f"(one role per step)")
+    if catches_message(element):
+        # Who may deliver the message: the roles the event itself names, any of them
+        # (lane roles are for the lane's tasks); none named: the portal only.
+        role = None
+        names = [n for n in re.split(r"[\s,]+", own.get("role") or "") if n]
+        for each in names:
+            if each != PORTAL_SENDER and not _ROLE.match(each):
+                raise fail(f"role {each!r} must be a lower-case name such as "
+                           f"'receiving_officer', or '{PORTAL_SENDER}'")
+        role = ",".join(dict.fromkeys(names)) or None
+    else:
+        role = own.get("role") or lane_props.get("role")
+        if role is None and lane is not None and _ROLE.match(lane.get("name") or ""):
+            role = lane.get("name")
+        if role is not None:
+            role = role.strip()
+            if not _ROLE.match(role):
+                raise fail(f"role {role!r} must be one lower-case name such as "
+                           f"'specialist' (one role per step)")
     agency = (own.get("agency") or lane_props.get("agency") or "").strip() or None
     allotment = own.get("allotment")
     if allotment is not None and is_cutoff(allotment):
@@ -174,6 +191,24 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
         clock=clock,
         connector=connector,
     )
+
+
+def catches_message(element: etree._Element) -> bool:
+    """Whether a flow node waits for a message (a receive task, or a catch, boundary or
+    start event with a message definition)."""
+    local = etree.QName(element).localname
+    if local == "receiveTask":
+        return True
+    return local in ("boundaryEvent", "intermediateCatchEvent", "startEvent") and \
+        element.find(f"{{{BPMN_NS}}}messageEventDefinition") is not None
+
+
+def message_senders(step: StepInfo) -> frozenset[str]:
+    """Who may deliver the message a catching step waits for: role names, and
+    ``"portal"`` for the portal channel (the applicant, the payment platform). A step
+    that names nobody takes messages from the portal only."""
+    names = frozenset(n for n in (step.role or "").split(",") if n)
+    return names or frozenset({PORTAL_SENDER})
 
 
 def is_cutoff(allotment: str | None) -> bool:

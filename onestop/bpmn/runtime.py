@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ContextManager, Iterator, Mapping
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -19,15 +20,16 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
-from ..errors import OnestopError, ProcessError
+from ..errors import BudgetExceeded, OnestopError, ProcessError
 from .extensions import StepInfo
-from .loader import ProcessModel
+from .loader import ProcessModel, deep_recursion
 from .sandbox import Sandbox
 from .serialization import dump_state, load_state, state_dictionary
 from .timers import timer_definition, timer_expression
@@ -52,7 +54,14 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
                  external_context: Mapping[str, Any] | None = None) -> Any:
         scope = dict(external_context or {})
         scope.update(context)
-        return self._sandbox.evaluate(expression, scope)
+        result = self._sandbox.evaluate(expression, scope)
+        if expression in _CARDINALITIES and isinstance(result, int) \
+                and not 0 <= result <= MAX_INSTANCES:
+            # SpiffWorkflow would create that many task instances at once.
+            raise BudgetExceeded(f"the loop cardinality {expression.strip()!r} is {result}; "
+                                 f"a multi-instance activity runs 0 to {MAX_INSTANCES} "
+                                 f"instances")
+        return result
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: Mapping[str, Any] | None = None) -> bool:
@@ -91,6 +100,88 @@ def script_engine(connectors: Mapping[str, Connector] | None) -> PythonScriptEng
 
 
 _DICTIONARIES: dict[str, bytes] = {}
+#: The most instances a multi-instance activity may run, and the cardinality expressions
+#: of the models instances were made of (their results are checked against it).
+MAX_INSTANCES = 1000
+_CARDINALITIES: set[str] = set()
+_COUNTED: set[str] = set()
+
+
+def _note_cardinalities(model: ProcessModel) -> None:
+    if model.spec_hash in _COUNTED:
+        return
+    for spec in (model.spec, *model.subprocess_specs.values()):
+        for task_spec in spec.task_specs.values():
+            cardinality = getattr(task_spec, "cardinality", None)
+            if isinstance(cardinality, str) and cardinality.strip():
+                _CARDINALITIES.add(cardinality)
+    _COUNTED.add(model.spec_hash)
+_LATE_PATHS: dict[str, dict[str, tuple[StepInfo | None, StepInfo | None]]] = {}
+_HAS_LATE: dict[str, bool] = {}
+
+
+#: From this many task specs on, running a model raises the recursion limit (SpiffWorkflow
+#: predicts and runs a path by recursing from one node to the next).
+_DEEP_AT = 150
+_SIZES: dict[str, int] = {}
+
+
+def _running(model: ProcessModel) -> ContextManager[None]:
+    """Room for SpiffWorkflow to recurse along the model's longest chain."""
+    size = _SIZES.get(model.spec_hash)
+    if size is None:
+        size = _SIZES[model.spec_hash] = len(model.spec.task_specs) + sum(
+            len(sub.task_specs) for sub in model.subprocess_specs.values())
+    return deep_recursion(size) if size >= _DEEP_AT else nullcontext()
+
+
+def has_late_path(model: ProcessModel) -> bool:
+    """Whether any step of the model plays a part on the late path."""
+    found = _HAS_LATE.get(model.spec_hash)
+    if found is None:
+        found = _HAS_LATE[model.spec_hash] = any(
+            s.sla for per in model.steps.values() for s in per.values())
+    return found
+
+
+def late_path_after(model: ProcessModel, element_id: str,
+                    ) -> tuple[StepInfo | None, StepInfo | None]:
+    """The late-path steps a flow node leads to: the first step marked
+    ``onestop:sla="propose"`` and the first marked ``"apology"`` downstream of it (itself
+    included), following sequence flows within its process. (None, None) for a node that
+    leads to neither."""
+    found = _LATE_PATHS.get(model.spec_hash)
+    if found is None:
+        found = _LATE_PATHS[model.spec_hash] = {}
+    hit = found.get(element_id)
+    if hit is None:
+        hit = found[element_id] = _late_path_after(model, element_id)
+    return hit
+
+
+def _late_path_after(model: ProcessModel, element_id: str,
+                     ) -> tuple[StepInfo | None, StepInfo | None]:
+    for spec in (model.spec, *model.subprocess_specs.values()):
+        start = next((t for t in spec.task_specs.values()
+                      if getattr(t, "bpmn_id", None) == element_id), None)
+        if start is None:
+            continue
+        propose = apology = None
+        queue, seen = [start], {start.name}
+        while queue and apology is None:
+            task_spec = queue.pop(0)
+            step = model.step(spec.name, getattr(task_spec, "bpmn_id", None) or "")
+            if step is not None and step.sla == "propose" and propose is None:
+                propose = step
+            elif step is not None and step.sla == "apology":
+                apology = step
+                break
+            for output in task_spec.outputs:
+                if output.name not in seen:
+                    seen.add(output.name)
+                    queue.append(output)
+        return propose, apology
+    return None, None
 
 
 def _dictionary(model: ProcessModel) -> bytes:
@@ -139,6 +230,10 @@ class Instance:
         self.model = model
         self._workflow = workflow
         self._encoded: dict[Any, tuple[Any, str]] = {}
+        #: Late-path tasks the last run withdrew because their activity had ended.
+        self.withdrawn: set[str] = set()
+        self._late = has_late_path(model)
+        _note_cardinalities(model)
 
     @classmethod
     def start(cls, model: ProcessModel, data: Mapping[str, Any],
@@ -147,12 +242,14 @@ class Instance:
         """Create a workflow, seed its data and run it to its first wait states.
 
         Returns the instance and the automatic steps passed on the way (in order)."""
-        workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
-                                script_engine=engine)
-        start = workflow.task_tree
-        start.data.update(data)
-        instance = cls(model, workflow)
-        return instance, instance._advance(None)
+        with _running(model):
+            with _translated(None):
+                workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
+                                        script_engine=engine)
+            start = workflow.task_tree
+            start.data.update(data)
+            instance = cls(model, workflow)
+            return instance, instance._advance(None)
 
     @classmethod
     def restore(cls, model: ProcessModel, state: bytes,
@@ -225,13 +322,10 @@ class Instance:
         Returns the automatic steps passed on the way (the timer event first)."""
         task = self._waiting_timer(timer_id)
         task._set_internal_data(event_fired=True)
-        try:
-            task.task_spec._update(task)
-        except OnestopError:
-            raise
-        except SpiffWorkflowException as exc:
-            raise _process_error(exc, task) from None
-        return self._advance(None)
+        with _running(self.model):
+            with _translated(task):
+                task.task_spec._update(task)
+            return self._advance(None)
 
     def waiting_messages(self) -> list[str]:
         """Names of the messages the process can catch now (sorted, each once): message
@@ -271,7 +365,7 @@ class Instance:
         if not catchers:
             raise ProcessError(f"the process is not waiting for message {name!r}")
         payload = dict(data)
-        try:
+        with _running(self.model), _translated(catchers[0][0]):
             # Matched by definition class and name: the first catcher's stands for all.
             self._workflow.send_event(BpmnEvent(catchers[0][1], payload=deepcopy(payload)))
             for task, _definition in catchers:
@@ -280,10 +374,6 @@ class Instance:
                 if task.state == SpiffState.READY:
                     task.data.update(deepcopy(payload))
                     self._rearm(task)
-        except OnestopError:
-            raise
-        except SpiffWorkflowException as exc:
-            raise _process_error(exc, catchers[0][0]) from None
         passed = self._advance(None)
         for task, definition in catchers:
             # SpiffWorkflow leaves the payload in the caught task's internal data (the
@@ -330,6 +420,23 @@ class Instance:
                     found.append((task, each))
         return found
 
+    def data(self) -> dict[str, Any]:
+        """The process data where the process waits now (its ready and waiting tasks)."""
+        merged: dict[str, Any] = {}
+        workflows = [self._workflow, *self._workflow.subprocesses.values()]
+        for workflow in workflows:
+            for task in workflow.tasks.values():
+                if task.state in (SpiffState.READY, SpiffState.WAITING):
+                    merged.update(task.data)
+        return merged
+
+    def update_task_data(self, task_id: str, values: Mapping[str, Any]) -> None:
+        """Fill in data of a ready task (what it is handed before an officer opens it)."""
+        task = self._workflow.get_task_from_id(UUID(task_id))
+        if task is None or task.state != SpiffState.READY:
+            raise ProcessError(f"task {task_id} is not ready")
+        task.data.update(values)
+
     def task_data(self, task_id: str) -> dict[str, Any]:
         """The data a ready task sees (the process data at that step)."""
         task = self._workflow.get_task_from_id(UUID(task_id))
@@ -354,15 +461,51 @@ class Instance:
             if step.id:
                 passed.append(step)
 
-        try:
+        self.withdrawn = set()
+        with _running(self.model), _translated(task):
             if task is not None:
                 task.run()
             self._workflow.do_engine_steps(did_complete_task=record)
-        except OnestopError:
-            raise
-        except SpiffWorkflowException as exc:
-            raise _process_error(exc, task) from None
+            while self._late and self._withdraw_late_paths():
+                self._workflow.do_engine_steps(did_complete_task=record)
         return passed
+
+    def _withdraw_late_paths(self) -> bool:
+        """Cancel what is left of a late path (the branch out of a boundary event that
+        leads to steps marked ``onestop:sla``) once the activity it watches has ended:
+        the resolution finished, or was interrupted, so nobody is to be asked why it
+        will be late. True when something was withdrawn (the caller runs the engine on:
+        a join may now complete)."""
+        withdrawn = False
+        for workflow in [self._workflow, *self._workflow.subprocesses.values()]:
+            changed = False
+            for boundary in list(workflow.tasks.values()):
+                spec = boundary.task_spec
+                if boundary.state != SpiffState.COMPLETED \
+                        or not isinstance(spec, BoundaryEvent) \
+                        or late_path_after(self.model, getattr(spec, "bpmn_id", "") or "")[0] \
+                        is None:
+                    continue
+                split = boundary.parent
+                main = next((t for t in split.children
+                             if not isinstance(t.task_spec, BoundaryEvent)), None) \
+                    if split is not None else None
+                if main is None or not main.has_state(SpiffState.FINISHED_MASK):
+                    continue
+                left = [t for t in boundary if t.has_state(SpiffState.DEFINITE_MASK)]
+                if not left:
+                    continue
+                self.withdrawn |= {str(t.id) for t in left
+                                   if t.state == SpiffState.READY and t.task_spec.manual}
+                boundary.cancel()       # finished itself: cancels what is left below it
+                changed = withdrawn = True
+            if changed:
+                # A join waiting for the withdrawn branch (the process end) looks again.
+                for waiting in list(workflow.tasks.values()):
+                    if waiting.state == SpiffState.WAITING \
+                            and not isinstance(waiting.task_spec, CatchingEvent):
+                        waiting.task_spec._update(waiting)
+        return withdrawn
 
     def _step(self, task: SpiffTask) -> StepInfo:
         spec = task.task_spec
@@ -374,9 +517,30 @@ class Instance:
         return step
 
 
+@contextmanager
+def _translated(task: SpiffTask | None) -> Iterator[None]:
+    """SpiffWorkflow's failures while running, as a ProcessError naming the element."""
+    try:
+        yield
+    except OnestopError:
+        raise
+    except SpiffWorkflowException as exc:
+        raise _process_error(exc, task) from None
+    except RecursionError:
+        raise ProcessError("the process runs through more steps in one go than the engine "
+                           "can follow; split the chain of automatic steps") from None
+
+
 def _process_error(exc: SpiffWorkflowException, task: SpiffTask | None) -> ProcessError:
     failing = getattr(exc, "task", None) or task
     element = getattr(getattr(failing, "task_spec", None), "bpmn_id", None)
+    # SpiffWorkflow wraps what an expression raised and keeps only its class name: a
+    # budget error keeps its own message (which limit, which expression) and class.
+    context, hops = exc.__context__, 0
+    while context is not None and hops < 8:
+        if isinstance(context, BudgetExceeded):
+            return BudgetExceeded(context.reason, element=element)
+        context, hops = context.__context__, hops + 1
     message = exc.args[0] if exc.args else str(exc)
     notes = getattr(exc, "notes", None) or getattr(exc, "__notes__", None) or []
     cause = getattr(exc, "exception", None)

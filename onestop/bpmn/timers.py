@@ -10,7 +10,8 @@ A timer's text may be written the way Camunda Modeler writes it, bare: ``P2D``,
 ``PT4H``, ``2025-07-15T08:00:00+07:00``; quoted, as SpiffWorkflow's own examples do:
 ``"P2D"``; in onestop's units: ``1.5wd``, ``4wh``, ``30d``; or as an expression the
 restricted evaluator computes from the dossier's data and its service-level instants
-``appointment`` and ``apology_due`` (ISO text, ``None`` while the clock is paused).
+``appointment``, ``apology_due``, ``apology_warning`` and ``apology_overdue`` (ISO text;
+``None`` while the clock is paused, or while the late path does not need the timer).
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 
 from ..duration import Duration
 
-#: Names a timer expression may use besides the dossier's data.
-SLA_NAMES = ("appointment", "apology_due")
+#: Names a timer expression may use besides the dossier's data: the appointment, the
+#: latest lawful instant for the apology letter, when to warn the responsible agency, and
+#: the due instant for a dossier that has had no apology (see onestop.rules.late_path).
+SLA_NAMES = ("appointment", "apology_due", "apology_warning", "apology_overdue")
 
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<years>\d+(?:\.\d+)?)Y)?(?:(?P<months>\d+(?:\.\d+)?)M)?"

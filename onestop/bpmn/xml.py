@@ -3,7 +3,8 @@
 Models come from designers' machines and third-party tools. They are parsed with entity
 resolution, DTD loading and network access disabled, and a document that declares a DTD
 at all (the vehicle of external-entity and entity-expansion attacks) is refused: BPMN
-never needs one.
+never needs one. Whatever goes wrong reading or parsing a file is a
+:class:`~onestop.errors.ModelError` naming it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def parse_file(path: str | Path) -> etree._Element:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise ModelError(f"cannot read file: {exc.strerror}", file=name) from None
+        raise ModelError(f"cannot read file: {exc.strerror or exc}", file=name) from None
+    except (ValueError, MemoryError) as exc:  # a path with a NUL byte; a file too large
+        raise ModelError(f"cannot read file: {exc or type(exc).__name__}", file=name) from None
     return parse_xml(data, name)
 
 
@@ -47,6 +50,9 @@ def parse_xml(data: bytes, filename: str) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if isinstance(exc.lineno, int) else None
         raise ModelError(f"malformed XML: {exc.msg}", file=filename, line=line) from None
+    except (etree.LxmlError, ValueError, MemoryError, RecursionError) as exc:
+        raise ModelError(f"cannot parse the XML: {type(exc).__name__}: {exc}",
+                         file=filename) from None
     docinfo = tree.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.doctype:
         raise UnsafeModelError("the XML declares a DOCTYPE; BPMN files must not",

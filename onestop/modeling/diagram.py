@@ -272,9 +272,9 @@ def _layout(diagram: Diagram) -> tuple[dict[str, _Box], dict[str, _Box], dict[st
         content_x = _LEFT + _POOL_LABEL + _LANE_LABEL
         pool_w = _POOL_LABEL + _LANE_LABEL + width + 40
         pools[pool.process_id] = _Box(_LEFT, top, pool_w, lane_top - top)
-        for lane in pool.lanes:
-            lanes[lane.id] = _Box(_LEFT + _POOL_LABEL, lane_y[lane.id], pool_w - _POOL_LABEL,
-                                  rows[lane.id] * _ROW)
+        for each in pool.lanes:
+            lanes[each.id] = _Box(_LEFT + _POOL_LABEL, lane_y[each.id], pool_w - _POOL_LABEL,
+                                  rows[each.id] * _ROW)
         for node in pool.nodes:
             if node.attached_to is not None:
                 continue

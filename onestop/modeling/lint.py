@@ -4,70 +4,109 @@ Each finding reads ``FILE:ELEMENT_ID: severity: message``. Lint never stops at t
 problem of a file and never raises: whatever a modeler wrote — bpmn.io, Camunda Modeler 7
 or 8, other tools' BPMN 2.0 — comes back as findings.
 
+**Lint and the engine agree.** Lint runs the loader's own checks (the functions
+:func:`~onestop.bpmn.loader.load_models` runs, reporting every problem instead of the
+first) and then the very load the engine runs on the same files: ``load_library(folder)``
+for a folder with a ``catalog.json`` (or with ``--catalog``), which is what
+``Engine(library=folder)`` loads, and ``load_models(files)`` for files (and folders
+without a catalogue), with the files that define the processes they call. If that load
+fails, its error is a finding too (unless a finding already names it). So a set of files
+that lints without errors loads in the engine, and whatever the engine refuses is an
+error. Each finding has a ``kind``: ``"load"`` (the engine refuses the model),
+``"rule"`` (a one-stop rule the engine does not enforce: a late path, allotments within
+the legal time, and a warning's advice) or ``"run"`` (the dry run failed). An error of
+kind ``"load"`` is reported exactly when the engine refuses the files.
+
+**Processes without ``isExecutable``.** The engine runs them: SpiffWorkflow reads a
+missing attribute as ``true``, as BPMN tools do. Lint does the same — it checks and
+dry-runs such a process like any executable one — and warns that the attribute is
+missing. A process marked ``isExecutable="false"`` is not run: its problems (other than
+those of its document as a whole, which the engine refuses wherever they are) only warn,
+unless an executable process calls it.
+
 What is checked, per file:
 
 1. the XML is well formed and safe (no DTD, no entities) and is BPMN 2.0;
-2. ids are unique and not reserved, every reference resolves, every element is one the
-   engine runs; compensation, vendor-only multi-instance loops, gateways whose flows
-   lack conditions are errors; link catch events no link reaches, signals and
-   escalations nothing catches, start events that lead nowhere, choreographies and
-   conversations are warnings. A process that is not executable (``isExecutable`` not
-   ``"true"``) is said to be so, and its problems only warn: it never runs;
-3. conditions (plain, or Camunda's JUEL ``${...}`` / FEEL ``=...`` when unambiguous),
-   scripts and timers parse and pass the restricted evaluator; service tasks name a
-   connector; call activities name a process of the files given (for a single file,
-   also the other files in its folder);
-4. the one-stop rules: every user task has a role, allotments parse and fit the legal
-   time, a late path (the apology) exists. They are errors for processes the catalogue
-   uses and warnings for any other process;
-5. each executable process is loaded and dry-run in the engine up to its first wait
-   state, with the variables the engine gives a new dossier; a failure there is a
-   finding on the element that failed.
+2. the document: ids are present where the engine needs them, unique and not reserved;
+   every reference resolves; every element is one the engine runs; ``isExecutable`` is
+   ``true`` or ``false``; diagram coordinates are numbers; links and Camunda's JUEL
+   ``${...}`` / FEEL ``=...`` expressions bridge to the engine. These are errors in any
+   process. Choreographies and conversations are ignored (warnings);
+3. each process the engine builds (the executable ones and those they call): one-stop
+   properties read, service tasks name a connector, scripts are restricted Python,
+   call activities name a process of the files given (for a single file, also the other
+   files in its folder), timers are not cycles and parse, conditions and loop
+   expressions pass the restricted evaluator, no compensation, multi-instance loops say
+   how many instances run, exclusive and inclusive gateways' flows have conditions.
+   Errors; in a process that is not executable, warnings. Link catch events no link
+   reaches, signals and escalations nothing catches and start events that lead nowhere
+   are warnings;
+4. the one-stop rules (:data:`ONE_STOP_RULES`), for each executable process: every user
+   task has a role, a late path (the apology) exists, allotments fit the legal time.
+   They are errors for processes the catalogue uses and warnings for any other process;
+   the engine refuses a catalogue process's user task without a role, and lint says so
+   with kind ``"load"``;
+5. the load: what the engine loads (see above);
+6. each executable process of a file without errors is dry-run in the engine up to its
+   first wait state, with the variables the engine gives a new dossier; a failure there
+   is a finding (kind ``"run"``) on the element that failed.
+
+New one-stop rules go in :data:`ONE_STOP_RULES`: a function of a :class:`RuleContext`
+that yields findings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from lxml import etree
 
-from ..bpmn import sandbox
-from ..bpmn.connectors import connector_of
-from ..bpmn.extensions import BPMN_NS, ONESTOP_NS, allotment_share, is_cutoff, step_info
+from ..bpmn.extensions import (
+    BPMN_NS,
+    ONESTOP_NS,
+    StepInfo,
+    allotment_share,
+    is_cutoff,
+    raw_properties,
+    step_info,
+)
 from ..bpmn.loader import (
+    FlowIndex,
+    ProcessModel,
     bridge_problems,
-    check_timer,
+    built_processes,
+    deep_recursion,
     document_problems,
     flow_nodes,
+    is_executable,
     lane_index,
     lane_of,
     link_name,
     load_models,
+    process_problems,
 )
 from ..bpmn.runtime import Instance, script_engine
+from ..bpmn.xml import parse_file
 from ..catalog import Catalog, load_catalog
 from ..duration import Duration, Unit
 from ..errors import ModelError, OnestopError
-from ..bpmn.xml import parse_file
+from ..library import CATALOG_FILE, load_library
 
 ERROR, WARNING = "error", "warning"
+#: Kinds of finding: the engine refuses the model; a rule the engine does not enforce
+#: (and warnings' advice); the dry run failed.
+LOAD, RULE, RUN = "load", "rule", "run"
 _HOURS_PER_DAY = Decimal(8)
 _TASKS = ("userTask", "manualTask")
-_ACTIVITIES = ("task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask",
-               "receiveTask", "callActivity", "subProcess", "transaction")
 _NOT_EXECUTABLE = " (in a process that is not executable)"
+_PROCESS = f"{{{BPMN_NS}}}process"
 #: What modelers draw beside processes that the engine ignores, by element name.
 _IGNORED = {"choreography": "choreography", "globalChoreographyTask": "choreography task",
             "globalConversation": "conversation", "conversation": "conversation",
             "subConversation": "sub-conversation", "callConversation": "call conversation"}
-#: How a compensation element would behave, by element name (other: an activity).
-_COMPENSATION = {"boundaryEvent": "this compensation boundary event never fires",
-                 "startEvent": "this compensation start event never fires",
-                 "intermediateThrowEvent": "throwing compensation here does nothing",
-                 "endEvent": "throwing compensation here does nothing"}
 
 
 def _dossier_variables() -> dict[str, Any]:
@@ -80,12 +119,15 @@ def _dossier_variables() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem lint found."""
+    """One problem lint found; ``kind`` says whether the engine refuses it (``"load"``),
+    it breaks a rule the engine does not enforce (``"rule"``) or the dry run failed
+    (``"run"``)."""
 
     file: str
     element: str | None
     severity: str
     message: str
+    kind: str = RULE
 
     def __str__(self) -> str:
         return f"{self.file}:{self.element or '-'}: {self.severity}: {self.message}"
@@ -94,83 +136,207 @@ class Finding:
 def lint(paths: Sequence[str | Path], catalog: str | Path | None = None) -> list[Finding]:
     """Lint the BPMN files in ``paths`` (files or folders); the findings, by file."""
     findings: list[Finding] = []
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.bpmn") if p.is_file()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            findings.append(Finding(str(path), None, ERROR, "no such file or folder"))
-    context = list(files)
-    if len(paths) == 1 and len(files) == 1:
-        context.extend(p for p in sorted(files[0].parent.glob("*.bpmn"))
-                       if p.is_file() and p != files[0])
-    catalogs: dict[Path, Catalog | None] = {}
-    defined, called, elements = _process_index(context)
-    for file in files:
-        used = _catalog_for(file, catalog, catalogs, findings)
+    for unit in _units(paths, catalog, findings):
         try:
-            findings.extend(_lint_file(file, defined, called, used, elements))
+            findings.extend(unit.lint())
         except Exception as exc:  # noqa: BLE001 - lint reports, it does not crash
-            findings.append(Finding(str(file), None, ERROR,
+            findings.append(Finding(str(unit.label), None, ERROR,
                                     f"internal error while linting: {type(exc).__name__}: "
-                                    f"{exc}"))
+                                    f"{exc}", LOAD))
     return findings
 
 
-def _catalog_for(file: Path, explicit: str | Path | None, cache: dict[Path, Catalog | None],
-                 findings: list[Finding]) -> Catalog | None:
-    path = Path(explicit) if explicit is not None else file.parent / "catalog.json"
-    if path not in cache:
-        cache[path] = None
-        if path.is_file():
+def _units(paths: Sequence[str | Path], catalog: str | Path | None,
+           findings: list[Finding]) -> list["_Unit"]:
+    """What the engine would load together: each folder; the files given, together."""
+    units: list[_Unit] = []
+    loose: list[Path] = []
+    explicit = Path(catalog) if catalog is not None else None
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.bpmn") if p.is_file())
+            library = explicit is not None or (path / CATALOG_FILE).is_file()
+            units.append(_Unit(path, files, files, path if library else None, explicit))
+        elif path.is_file():
+            loose.append(path)
+        else:
+            findings.append(Finding(str(path), None, ERROR, "no such file or folder", LOAD))
+    if loose:
+        context = list(loose)
+        if len(paths) == 1 and len(loose) == 1:
+            context.extend(p for p in sorted(loose[0].parent.glob("*.bpmn"))
+                           if p.is_file() and p != loose[0])
+        units.append(_Unit(loose[0], loose, context, None, explicit))
+    return units
+
+
+@dataclass
+class _Unit:
+    """Files the engine loads together: a folder (a process library when it has a
+    catalogue, loaded with ``load_library``) or the files given (``load_models``)."""
+
+    label: Path
+    files: list[Path]
+    #: The files call activities may name: the unit's, and for one file its folder's.
+    context: list[Path]
+    library: Path | None
+    catalog: Path | None
+    roots: dict[Path, etree._Element | ModelError] = field(default_factory=dict)
+    defined: dict[str, Path] = field(default_factory=dict)
+    elements: dict[str, etree._Element] = field(default_factory=dict)
+    called: set[str] = field(default_factory=set)
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+    catalogs: dict[Path, Catalog | None] = field(default_factory=dict)
+
+    def lint(self) -> list[Finding]:
+        for file in self.context:
+            self.roots[file] = _parse(file)
+        self._index()
+        built = set(built_processes(self.elements))
+        for file in self.files:
+            self.findings.setdefault(str(file), [])
+        for file in self.files:
             try:
-                cache[path] = load_catalog(path)
-            except OnestopError as exc:
-                findings.append(Finding(str(path), None, ERROR, str(exc)))
-        elif explicit is not None:
-            findings.append(Finding(str(path), None, ERROR, "catalogue file not found"))
-    return cache[path]
+                found = _lint_file(file, self, built)
+            except Exception as exc:  # noqa: BLE001 - lint reports, it does not crash
+                found = [Finding(str(file), None, ERROR, f"internal error while linting: "
+                                                         f"{type(exc).__name__}: {exc}", LOAD)]
+            self.findings[str(file)].extend(found)
+        models = self._load()
+        for file in self.files:
+            self.findings[str(file)].extend(self._dry_run(file, models))
+        return [f for found in self.findings.values() for f in found]
 
+    def _index(self) -> None:
+        """Which file defines each process id (files that do not parse define nothing),
+        which processes some call activity calls, and each process's element."""
+        for file, root in self.roots.items():
+            if isinstance(root, ModelError):
+                continue
+            for process in root.iterfind(_PROCESS):
+                if process.get("id", "") not in self.defined:
+                    self.defined[process.get("id", "")] = file
+                    self.elements[process.get("id", "")] = process
+            self.called.update(c.get("calledElement", "")
+                               for c in root.iter(f"{{{BPMN_NS}}}callActivity"))
 
-def _process_index(files: Iterable[Path]
-                   ) -> tuple[dict[str, Path], set[str], dict[str, etree._Element]]:
-    """Which file defines each process id (files that do not parse define nothing), which
-    processes some call activity calls, and each process's element as read."""
-    found: dict[str, Path] = {}
-    called: set[str] = set()
-    elements: dict[str, etree._Element] = {}
-    for file in files:
+    def catalog_for(self, file: Path) -> Catalog | None:
+        """The catalogue whose processes get the one-stop rules as errors: the one given,
+        else the library's, else (for files) the one beside the file."""
+        if self.catalog is not None:
+            path = self.catalog
+        elif self.library is not None:
+            path = self.library / CATALOG_FILE
+        else:
+            path = file.parent / CATALOG_FILE
+        if path not in self.catalogs:
+            self.catalogs[path] = None
+            kind = LOAD if self.library is not None else RULE
+            if path.is_file():
+                try:
+                    self.catalogs[path] = load_catalog(path)
+                except OnestopError as exc:
+                    self._add(Finding(str(path), None, ERROR, str(exc), kind))
+            elif self.catalog is not None:
+                self._add(Finding(str(path), None, ERROR, "catalogue file not found", kind))
+        return self.catalogs[path]
+
+    def _add(self, finding: Finding) -> None:
+        self.findings.setdefault(finding.file, []).append(finding)
+
+    def needed(self, files: Iterable[Path]) -> list[Path]:
+        """``files`` and, transitively, the files defining the processes they call."""
+        found = list(dict.fromkeys(files))
+        for file in found:  # grows while iterating
+            root = self.roots.get(file)
+            if root is None or isinstance(root, ModelError):
+                continue
+            for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
+                callee = self.defined.get(call.get("calledElement", ""))
+                if callee is not None and callee not in found:
+                    found.append(callee)
+        return found
+
+    def _load(self) -> Mapping[str, ProcessModel] | None:
+        """Run the engine's load on the unit; its failure becomes a finding."""
         try:
-            root = parse_file(file)
-        except OnestopError:
-            continue
-        for process in root.iterfind(f"{{{BPMN_NS}}}process"):
-            if process.get("id", "") not in found:
-                found[process.get("id", "")] = file
-                elements[process.get("id", "")] = process
-        called.update(c.get("calledElement", "") for c in root.iter(f"{{{BPMN_NS}}}callActivity"))
-    return found, called, elements
+            if self.library is not None:
+                return load_library(self.library, catalog=self.catalog).models
+            return load_models(self.needed(self.files))
+        except OnestopError as exc:
+            self._refused(exc)
+        except Exception as exc:  # noqa: BLE001 - a loader bug: reported, not raised
+            self._add(Finding(str(self.label), None, ERROR,
+                              f"internal error while loading: {type(exc).__name__}: {exc}",
+                              LOAD))
+        return None
+
+    def _refused(self, exc: OnestopError) -> None:
+        """Report what the engine refused, unless a finding already names it."""
+        failure = _from_error(exc, str(self.label))
+        same = [f for f in self.findings.get(failure.file, [])
+                if f.severity == ERROR and f.kind == LOAD and f.element == failure.element]
+        if not same:
+            self._add(failure)
+
+    def _dry_run(self, file: Path, models: Mapping[str, ProcessModel] | None
+                 ) -> list[Finding]:
+        """Start each executable process of ``file`` (a file without errors) with the
+        variables of a new dossier, up to its first wait state."""
+        root = self.roots.get(file)
+        if isinstance(root, ModelError) or root is None \
+                or any(f.severity == ERROR for f in self.findings[str(file)]):
+            return []
+        executable = sorted(p.get("id", "") for p in root.iterfind(_PROCESS)
+                            if is_executable(p))
+        if not executable:
+            return []
+        if models is None or not all(p in models for p in executable):
+            try:  # another file of the unit failed to load: load this one alone
+                models = load_models(self.needed([file]))
+            except OnestopError as exc:
+                self._refused(exc)
+                return []
+        engine = script_engine({n: _dry_connector for m in models.values()
+                                for n in m.connectors()})
+        findings: list[Finding] = []
+        for process_id in executable:
+            model = models.get(process_id)
+            if model is None:
+                continue
+            try:
+                with deep_recursion(len(model.spec.task_specs)):
+                    Instance.start(model, _dossier_variables(), engine)
+            except OnestopError as exc:
+                findings.append(Finding(str(file), getattr(exc, "element", None) or process_id,
+                                        ERROR, f"dry run: {getattr(exc, 'reason', None) or exc}",
+                                        RUN))
+            except RecursionError:
+                findings.append(Finding(str(file), process_id, ERROR,
+                                        "dry run: the process never reaches a wait state: it "
+                                        "runs steps without end (a loop with no user task, "
+                                        "timer or message on it?)", RUN))
+            except Exception as exc:  # noqa: BLE001 - an engine bug: reported, not raised
+                findings.append(Finding(str(file), process_id, ERROR,
+                                        f"dry run: internal error: {type(exc).__name__}: "
+                                        f"{exc}", RUN))
+        return findings
 
 
-def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
-               catalog: Catalog | None, elements: dict[str, etree._Element]
-               ) -> list[Finding]:
-    name = str(file)
+def _parse(file: Path) -> etree._Element | ModelError:
     try:
-        root = parse_file(file)
+        return parse_file(file)
     except ModelError as exc:
-        return [_from_error(exc, name)]
-    executable = _executable_processes(root)
+        return exc
 
-    def runs(element_id: str | None) -> bool:
-        process = _process_of(root, element_id)
-        return process is None or process.get("id") in executable
 
-    findings = [_where(_from_error(p, name), runs(p.element))
-                for p in document_problems(root, name)]
+def _lint_file(file: Path, unit: _Unit, built: set[str]) -> list[Finding]:
+    name = str(file)
+    root = unit.roots[file]
+    if isinstance(root, ModelError):
+        return [_from_error(root, name)]
+    findings = [_from_error(p, name) for p in document_problems(root, name)]
     if root.tag != f"{{{BPMN_NS}}}definitions":
         return findings
     findings.extend(_ignored(root, name))
@@ -178,151 +344,178 @@ def _lint_file(file: Path, defined: dict[str, Path], called: set[str],
     untranslated = set()
     for problem in bridge_problems(root, name):
         untranslated.add(problem.element)
-        findings.append(_where(_from_error(problem, name), runs(problem.element)))
-    processes = _Processes(root, defined, elements)
+        findings.append(_from_error(problem, name))
+    processes = _Processes(root, unit.elements)
+    catalog = unit.catalog_for(file)
     used = _used_processes(catalog, processes)
-    for process in root.iterfind(f"{{{BPMN_NS}}}process"):
-        if process.get("id") in executable:
-            findings.extend(_lint_process(process, processes, name, called, used,
-                                          untranslated))
+    for process in root.iterfind(_PROCESS):
+        pid = process.get("id", "")
+        runs = pid in built
+        steps: dict[str, StepInfo] = {}
+        flows = FlowIndex(process)
+        findings.extend(_where(_from_error(p, name), runs)
+                        for p in process_problems(process, name, defined=unit.elements,
+                                                  skip=untranslated, steps=steps, flows=flows))
+        if is_executable(process):
+            if process.get("isExecutable") is None:
+                findings.append(_no_executable_flag(process, name))
+            context = RuleContext(
+                process=process, file=name, processes=processes,
+                steps=steps, legal_times=used.get(pid, []),
+                severity=ERROR if pid in used else WARNING, called=pid in unit.called,
+                enforced=unit.library is not None and pid in used, catalog=catalog)
+            for rule in ONE_STOP_RULES:
+                findings.extend(rule(context))
         else:
             findings.append(_not_executable(process, name))
-        findings.extend(_where(f, process.get("id") in executable)
-                        for f in _structure(process, root, name))
-    if not any(f.severity == ERROR for f in findings):
-        findings.extend(_load_and_dry_run(file, root, name, defined, executable))
+        for check in _DRAWING_CHECKS:
+            findings.extend(check(process, root, name, flows))
     return findings
 
 
-def _lint_process(process: etree._Element, processes: "_Processes", name: str,
-                  called: set[str], used: dict[str, list[Duration]],
-                  untranslated: set[str | None]) -> list[Finding]:
-    pid = process.get("id", "")
-    rules = ERROR if pid in used else WARNING
-    findings: list[Finding] = []
-    lanes = lane_index(process)
-    infos = {}
-    for element in flow_nodes(process):
-        local = etree.QName(element).localname
-        element_id = element.get("id")
-        try:
-            info = step_info(element, lane_of(element, lanes, process), name)
-            infos[element_id] = info
-        except ModelError as exc:
-            findings.append(_from_error(exc, name))
-            continue
-        if local in _TASKS and info.role is None:
-            findings.append(Finding(name, element_id, rules,
-                                    "user task has no role: set onestop:role, a role "
-                                    "property or candidate group, or put it in a lane "
-                                    "named by a role"))
-        if local == "serviceTask":
-            try:
-                if connector_of(element) is None:
-                    findings.append(Finding(name, element_id, ERROR,
-                                            "service task names no connector (onestop:"
-                                            "connector, camunda:topic or zeebe:taskDefinition "
-                                            "type)"))
-            except ValueError as exc:
-                findings.append(Finding(name, element_id, ERROR, f"service task {exc}"))
-        if local == "scriptTask":
-            findings.extend(_script(element, name))
-        if local == "callActivity":
-            callee = element.get("calledElement")
-            if not callee:
-                findings.append(Finding(name, element_id, ERROR,
-                                        "call activity names no process (calledElement)"))
-            elif callee not in processes.defined:
-                findings.append(Finding(name, element_id, ERROR,
-                                        f"calls process {callee!r}, which none of the files "
-                                        f"given (or, for one file, its folder) defines"))
-        if element_id not in untranslated:  # already reported as a bridge problem
-            findings.extend(_timers(element, info.clock, name))
-    for condition in process.iter(f"{{{BPMN_NS}}}conditionExpression"):
-        owner = condition.getparent()
-        if owner is not None and owner.get("id") in untranslated:
-            continue
-        try:
-            sandbox.check(condition.text or "", "eval")
-        except ModelError as exc:
-            findings.append(Finding(name, owner.get("id") if owner is not None else None,
-                                    ERROR, f"condition: {exc.reason}"))
-    findings.extend(_one_stop_rules(process, processes, name, infos,
-                                    used.get(pid, []), rules, pid in called))
-    return findings
+@dataclass(frozen=True)
+class RuleContext:
+    """What a one-stop rule sees of an executable process."""
+
+    process: etree._Element
+    file: str
+    #: The processes of the file and of the files linted with it (for call activities).
+    processes: "_Processes"
+    #: The one-stop properties of the process's flow nodes, by id (those that read).
+    steps: Mapping[str, StepInfo]
+    #: The legal times of the catalogue procedures that use the process (or its callers).
+    legal_times: list[Duration]
+    #: ERROR when the catalogue uses the process (or a process that calls it), else WARNING.
+    severity: str
+    #: Whether some call activity calls the process.
+    called: bool
+    #: Whether the engine's load enforces the catalogue's checks on the process (a
+    #: library folder, and a process the catalogue uses).
+    enforced: bool
+    catalog: Catalog | None
 
 
-def _script(element: etree._Element, name: str) -> list[Finding]:
-    language = (element.get("scriptFormat") or "python").strip().lower()
-    if language not in ("python", "python3", "text/x-python"):
-        return [Finding(name, element.get("id"), ERROR,
-                        f"script in {language!r} cannot run here; scripts are restricted "
-                        f"Python")]
-    script = element.find(f"{{{BPMN_NS}}}script")
-    try:
-        sandbox.check(script.text or "" if script is not None else "", "exec")
-    except ModelError as exc:
-        return [Finding(name, element.get("id"), ERROR, f"script: {exc.reason}")]
-    return []
+#: A one-stop rule: the findings it has on one executable process.
+Rule = Callable[[RuleContext], Iterable[Finding]]
 
 
-def _timers(element: etree._Element, clock: str | None, name: str) -> list[Finding]:
-    findings = []
-    for definition in element.iterfind(f"{{{BPMN_NS}}}timerEventDefinition"):
-        if definition.find(f"{{{BPMN_NS}}}timeCycle") is not None:
-            findings.append(Finding(name, element.get("id"), ERROR,
-                                    "cycle timers (timeCycle) are not supported; use a "
-                                    "duration or a date timer"))
-            continue
-        value = definition.find(f"{{{BPMN_NS}}}timeDuration")
-        if value is None:
-            value = definition.find(f"{{{BPMN_NS}}}timeDate")
-        try:
-            check_timer(value.text or "" if value is not None else "", clock, name,
-                        element.get("id", ""), element.sourceline)
-        except ModelError as exc:
-            findings.append(_from_error(exc, name))
-    return findings
+def _roles(context: RuleContext) -> Iterator[Finding]:
+    """Every user or manual task has a role, but a step proposing a new appointment
+    (``onestop:sla="propose"``), which the regime's apology role performs. The engine
+    refuses a catalogue process's task without one (``check_library``)."""
+    for element_id, info in context.steps.items():
+        if info.kind in _TASKS and info.role is None and info.sla != "propose":
+            yield Finding(context.file, element_id, context.severity,
+                          "user task has no role: set onestop:role, a role property or "
+                          "candidate group, or put it in a lane named by a role",
+                          LOAD if context.enforced else RULE)
 
 
-def _one_stop_rules(process: etree._Element, processes: "_Processes", name: str,
-                    infos: dict, legal_times: list[Duration], rules: str,
-                    is_called: bool) -> list[Finding]:
-    findings: list[Finding] = []
-    pid = process.get("id")
-    everything = [process, *processes.callees(process)]
+def _late_path(context: RuleContext) -> Iterator[Finding]:
+    """A process with user tasks has a late path (unless a caller's late path covers it),
+    and its late path can comply with the law: the warning timer does not interrupt the
+    resolution and falls due early enough (``apology_warning``, not ``apology_due``, the
+    latest lawful instant itself), and the prompt it leads to can be answered ``no``
+    (``will_be_late``), so only dossiers that will be late get a letter."""
+    everything = [context.process, *context.processes.callees(context.process)]
+    sla = f"{{{ONESTOP_NS}}}sla"
+    timers = (f"{{{BPMN_NS}}}timeDate", f"{{{BPMN_NS}}}timeDuration")
     late = any(
-        (e.get(f"{{{ONESTOP_NS}}}sla") or "") in ("propose", "apology")
-        or any("apology_due" in (t.text or "") for t in e.iter(f"{{{BPMN_NS}}}timeDate",
-                                                                 f"{{{BPMN_NS}}}timeDuration"))
-        for p in everything for e in p.iter() if isinstance(e.tag, str))
+        any((e.get(sla) or "") in ("propose", "apology") for e in p.iter(etree.Element))
+        or any(name in (t.text or "") for t in p.iter(*timers)
+               for name in ("apology_due", "apology_warning"))
+        for p in everything)
     has_user_tasks = any(p.find(f".//{{{BPMN_NS}}}userTask") is not None for p in everything)
     # A called process is covered by its caller's late path.
-    if has_user_tasks and not late and not is_called:
-        findings.append(Finding(name, pid, rules,
-                                "no late path: add a non-interrupting timer 'apology_due' on "
-                                "the resolution, leading to a step with onestop:sla="
-                                "\"propose\" and one with onestop:sla=\"apology\""))
-    for legal in dict.fromkeys(legal_times):
+    if has_user_tasks and not late and not context.called:
+        yield Finding(context.file, context.process.get("id"), context.severity,
+                      "no late path: add a non-interrupting timer 'apology_warning' on the "
+                      "resolution, leading to a step with onestop:sla=\"propose\" (asking "
+                      "will_be_late:yes|no) and one with onestop:sla=\"apology\"")
+    successors: dict[str, list[str]] = {}
+    for flow in context.process.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        successors.setdefault(flow.get("sourceRef") or "", []).append(flow.get("targetRef") or "")
+    for event in context.process.iter(f"{{{BPMN_NS}}}boundaryEvent"):
+        text = " ".join((t.text or "") for t in event.iter(*timers))
+        if not text.strip():
+            continue
+        prompts = [s for s in _reached(event.get("id") or "", successors, context.steps)
+                   if s.sla == "propose"]
+        if not prompts:
+            continue
+        where = event.get("id")
+        if (event.get("cancelActivity") or "true").strip() != "false":
+            yield Finding(context.file, where, context.severity,
+                          "the late path's timer interrupts the activity it is attached to: "
+                          "make it non-interrupting (cancelActivity=\"false\"), the "
+                          "resolution goes on while the agency explains the delay")
+        if "apology_due" in text and "apology_warning" not in text:
+            yield Finding(context.file, where, WARNING,
+                          "the warning falls due at apology_due, the latest lawful instant "
+                          "for the apology letter itself, so the explanation and the letter "
+                          "cannot both be done by then: write apology_warning")
+        first = prompts[0]
+        if not any(f.name == "will_be_late" for f in first.form):
+            yield Finding(context.file, first.id, WARNING,
+                          "the prompt cannot be answered 'no' (no will_be_late field): every "
+                          "dossier still in resolution at the warning would get a new "
+                          "appointment; add will_be_late:yes|no to its form")
+    for element_id, info in context.steps.items():
+        if info.sla == "propose" and info.kind in _TASKS:
+            element = context.process.find(f".//*[@id='{element_id}']")
+            own = raw_properties(element) if element is not None else {}
+            if "role" in own:
+                yield Finding(context.file, element_id, WARNING,
+                              f"role {own['role']!r} is not used: the explanation of a delay "
+                              f"is given by the regime's apology_role (the head of the "
+                              f"responsible agency; 'leader' by default)")
+
+
+def _reached(start: str, successors: Mapping[str, list[str]],
+             steps: Mapping[str, StepInfo]) -> list[StepInfo]:
+    """The late-path steps (marked ``onestop:sla``) reached from ``start``, nearest
+    first."""
+    found: list[StepInfo] = []
+    queue, seen = [start], {start}
+    while queue:
+        current = queue.pop(0)
+        info = steps.get(current)
+        if info is not None and info.sla and current != start:
+            found.append(info)
+        for target in successors.get(current, []):
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return found
+
+
+def _budget(context: RuleContext) -> Iterator[Finding]:
+    """The allotments along the longest path fit each legal time of the procedures
+    using the process."""
+    for legal in dict.fromkeys(context.legal_times):
         if legal.unit is Unit.CALENDAR_DAYS:
             continue  # calendar time cannot be compared with working-time allotments
         legal_hours = _hours(legal)
-        spent = _longest(process, processes, infos, legal_hours)
+        spent = _longest(context.process, context.processes, context.steps, legal_hours)
         if spent > legal_hours:
-            findings.append(Finding(name, pid, rules,
-                                    f"allotments along the longest path add up to "
-                                    f"{_show(spent)} working hours, more than the legal time "
-                                    f"{legal} ({_show(legal_hours)} working hours)"))
-    return findings
+            yield Finding(context.file, context.process.get("id"), context.severity,
+                          f"allotments along the longest path add up to {_show(spent)} "
+                          f"working hours, more than the legal time {legal} "
+                          f"({_show(legal_hours)} working hours)")
 
 
-def _longest(process: etree._Element, processes: "_Processes", infos: dict,
+#: The one-stop rules lint applies to each executable process, in order.
+ONE_STOP_RULES: tuple[Rule, ...] = (_roles, _late_path, _budget)
+
+
+def _longest(process: etree._Element, processes: "_Processes", infos: Mapping[str, StepInfo],
              legal_hours: Decimal, depth: int = 0) -> Decimal:
     """The most working hours allotted along a path from start to end, over normal flows
     (not those out of boundary events, which run beside the path); a share counts as that
     share of ``legal_hours``. A step under the transfer cut-off rule (allotment
     ``cutoff``) counts as one working day. A call activity counts as the longest path of
-    the process it calls, in this file or another one linted with it."""
+    the process it calls, in this file or another one linted with it. A loop counts once.
+    (Iterative: a chain of thousands of steps is fine.)"""
     nodes = {e.get("id"): e for e in process if isinstance(e.tag, str) and e.get("id")}
     targets: dict[str, list[str]] = {}
     for flow in process.iterfind(f"{{{BPMN_NS}}}sequenceFlow"):
@@ -330,8 +523,6 @@ def _longest(process: etree._Element, processes: "_Processes", infos: dict,
         if source is None or etree.QName(source).localname == "boundaryEvent":
             continue
         targets.setdefault(flow.get("sourceRef", ""), []).append(flow.get("targetRef", ""))
-    memo: dict[str, Decimal] = {}
-    visiting: set[str] = set()
 
     def weight(node_id: str) -> Decimal:
         element = nodes[node_id]
@@ -353,16 +544,37 @@ def _longest(process: etree._Element, processes: "_Processes", infos: dict,
             return Decimal(str(allotment_share(info.allotment))) * legal_hours
         return _hours(Duration.parse(info.allotment))
 
-    def best(node_id: str) -> Decimal:
-        if node_id in memo:
-            return memo[node_id]
-        if node_id in visiting or node_id not in nodes:
-            return Decimal(0)  # a loop back: counted once
-        visiting.add(node_id)
-        tail = max((best(t) for t in targets.get(node_id, [])), default=Decimal(0))
-        visiting.discard(node_id)
-        memo[node_id] = weight(node_id) + tail
-        return memo[node_id]
+    memo: dict[str, Decimal] = {}
+    visiting: set[str] = set()
+
+    def best(start: str) -> Decimal:
+        # A depth-first walk with its own stack: (node, its targets, the best tail yet).
+        if start in memo:
+            return memo[start]
+        if start not in nodes:
+            return Decimal(0)
+        visiting.add(start)
+        stack: list[tuple[str, Iterator[str], Decimal]] = [
+            (start, iter(targets.get(start, [])), Decimal(0))]
+        while stack:
+            node, pending, tail = stack[-1]
+            for target in pending:
+                if target in memo:
+                    tail = max(tail, memo[target])
+                elif target in nodes and target not in visiting:
+                    stack[-1] = (node, pending, tail)
+                    visiting.add(target)
+                    stack.append((target, iter(targets.get(target, [])), Decimal(0)))
+                    break
+                # else: a loop back (counted once), or a flow to nowhere
+            else:
+                stack.pop()
+                visiting.discard(node)
+                memo[node] = weight(node) + tail
+                if stack:
+                    parent, parent_pending, parent_tail = stack[-1]
+                    stack[-1] = (parent, parent_pending, max(parent_tail, memo[node]))
+        return memo[start]
 
     starts = [i for i, e in nodes.items() if etree.QName(e).localname == "startEvent"]
     return max((best(s) for s in starts), default=Decimal(0))
@@ -380,77 +592,43 @@ def _show(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def _load_and_dry_run(file: Path, root: etree._Element, name: str, defined: dict[str, Path],
-                      executable: set[str]) -> list[Finding]:
-    if not executable:
-        return []
-    needed = {file}
-    for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
-        callee = defined.get(call.get("calledElement", ""))
-        if callee is not None:
-            needed.add(callee)
-    try:
-        models = load_models(sorted(needed))
-    except OnestopError as exc:
-        return [_from_error(exc, name)]
-    findings: list[Finding] = []
-    engine = script_engine({n: _dry_connector for m in models.values()
-                            for n in m.connectors()})
-    for process_id in sorted(executable):
-        model = models.get(process_id)
-        if model is None:
-            continue
-        try:
-            Instance.start(model, _dossier_variables(), engine)
-        except OnestopError as exc:
-            findings.append(Finding(name, getattr(exc, "element", None) or process_id, ERROR,
-                                    f"dry run: {getattr(exc, 'reason', None) or exc}"))
-    return findings
-
-
 def _dry_connector(data: dict) -> None:
     """Connectors answer nothing in a dry run."""
     return None
 
 
-def _from_error(exc: OnestopError, name: str) -> Finding:
+def _from_error(exc: OnestopError, name: str, kind: str = LOAD) -> Finding:
     """The error finding for ``exc``, on the file and element it names."""
     message = getattr(exc, "reason", None) or str(exc)
     line = getattr(exc, "line", None)
     if line:
         message = f"{message} (line {line})"
     file = getattr(exc, "file", None) or name
-    return Finding(file, getattr(exc, "element", None), ERROR, message)
-
-
-def _executable_processes(root: etree._Element) -> set[str]:
-    """The processes marked ``isExecutable="true"``; a process without the attribute
-    counts as not executable (tools that do not run models leave it out)."""
-    found = set()
-    for process in root.iterfind(f"{{{BPMN_NS}}}process"):
-        if (process.get("isExecutable") or "").strip().lower() == "true":
-            found.add(process.get("id", ""))
-    return found
+    return Finding(file, getattr(exc, "element", None), ERROR, message, kind)
 
 
 def _where(finding: Finding, runs: bool) -> Finding:
-    """``finding`` as it stands where it is: in a process that is not executable, an
-    error only warns, and says why."""
+    """``finding`` as it stands where it is: in a process that the engine never runs,
+    an error only warns, and says why."""
     if runs or finding.severity != ERROR:
         return finding
-    return Finding(finding.file, finding.element, WARNING, finding.message + _NOT_EXECUTABLE)
+    return Finding(finding.file, finding.element, WARNING, finding.message + _NOT_EXECUTABLE,
+                   RULE)
+
+
+def _no_executable_flag(process: etree._Element, name: str) -> Finding:
+    return Finding(name, process.get("id"), WARNING,
+                   "process has no isExecutable attribute: the engine runs it (as BPMN "
+                   "tools do), so lint checks and dry-runs it; set isExecutable=\"true\" to "
+                   "say so, or \"false\" if it is only a sketch")
 
 
 def _not_executable(process: etree._Element, name: str) -> Finding:
     """Say that ``process`` is not executable, and what lint does with it then."""
-    if process.get("isExecutable") is None:
-        return Finding(name, process.get("id"), WARNING,
-                       "process has no isExecutable attribute, so lint treats it as not "
-                       "executable and only checks its structure; set isExecutable=\"true\" "
-                       "(or \"false\") to say which it is")
     return Finding(name, process.get("id"), WARNING,
-                   "process is not executable (isExecutable=\"false\"): lint only checks its "
-                   "structure and does not dry-run it; set isExecutable=\"true\" to run it")
+                   "process is not executable (isExecutable=\"false\"): the engine does not "
+                   "run it, so its problems only warn and it is not dry-run; set "
+                   "isExecutable=\"true\" to run it")
 
 
 def _ignored(root: etree._Element, name: str) -> Iterator[Finding]:
@@ -467,137 +645,56 @@ def _ignored(root: etree._Element, name: str) -> Iterator[Finding]:
                           f"choreographies or conversations")
 
 
-def _structure(process: etree._Element, root: etree._Element,
-               name: str) -> Iterator[Finding]:
-    """What is wrong with how ``process`` is drawn, executable or not (see :func:`_where`
-    for the severity in a process that is not)."""
-    yield from _compensation(process, name)
-    yield from _multi_instance(process, name)
-    yield from _gateways_without_conditions(process, name)
-    yield from _unreached_link_catches(process, name)
-    yield from _uncaught_throws(process, root, name)
-    yield from _dead_starts(process, name)
-
-
-def _compensation(process: etree._Element, name: str) -> Iterator[Finding]:
-    """Compensation events and activities: the engine never compensates."""
-    for element in process.iter():
-        if not isinstance(element.tag, str):
-            continue
-        if element.find(f"{{{BPMN_NS}}}compensateEventDefinition") is not None:
-            effect = _COMPENSATION.get(etree.QName(element).localname,
-                                       "this compensation event does nothing")
-        elif (element.get("isForCompensation") or "").strip().lower() == "true":
-            effect = "this compensation activity (isForCompensation) never runs"
-        else:
-            continue
-        yield Finding(name, element.get("id"), ERROR,
-                      f"compensation is not supported: {effect}; draw the undo step (such "
-                      f"as a refund) on the normal flow instead")
-
-
-def _multi_instance(process: etree._Element, name: str) -> Iterator[Finding]:
-    """Multi-instance activities must say how many instances run, in BPMN terms."""
-    for loop in process.iter(f"{{{BPMN_NS}}}multiInstanceLoopCharacteristics"):
-        owner = loop.getparent()
-        cardinality = loop.find(f"{{{BPMN_NS}}}loopCardinality") is not None
-        collection = loop.find(f"{{{BPMN_NS}}}loopDataInputRef") is not None
-        if cardinality and collection:
-            yield Finding(name, owner.get("id"), ERROR,
-                          "multi-instance has both loopCardinality and loopDataInputRef; "
-                          "keep one")
-        elif not cardinality and not collection:
-            vendor = _vendor_settings(loop)
-            unknown = (f"{' and '.join(vendor)} {'is' if len(vendor) == 1 else 'are'} not "
-                       f"understood here, and " if vendor else "")
-            yield Finding(name, owner.get("id"), ERROR,
-                          f"multi-instance: {unknown}the loop has neither loopCardinality nor "
-                          f"loopDataInputRef; set loopCardinality to the number of instances "
-                          f"(e.g. len(leaders)), or loopDataInputRef to the list variable to "
-                          f"run once per item (e.g. leaders)")
-
-
-def _vendor_settings(element: etree._Element) -> list[str]:
-    """The attributes and extension elements of ``element`` outside BPMN, as written
-    (``camunda:collection``, ``zeebe:loopCharacteristics``)."""
-    prefixes = {uri: prefix for prefix, uri in element.nsmap.items() if prefix}
-    names = [key for key in element.attrib if key.startswith("{")]
-    names += [e.tag for e in element.iterfind(f"{{{BPMN_NS}}}extensionElements/*")
-              if isinstance(e.tag, str)]
-    found = []
-    for qualified in names:
-        uri = etree.QName(qualified).namespace
-        if uri != BPMN_NS:
-            found.append(f"{prefixes.get(uri, uri)}:{etree.QName(qualified).localname}")
-    return found
-
-
-def _gateways_without_conditions(process: etree._Element, name: str) -> Iterator[Finding]:
-    """Exclusive and inclusive gateways must know which way to go: every outgoing flow
-    but the default needs a condition (one flow alone needs none)."""
-    for gateway in process.iter(f"{{{BPMN_NS}}}exclusiveGateway",
-                                f"{{{BPMN_NS}}}inclusiveGateway"):
-        outgoing = _flows(gateway, "sourceRef")
-        blind = [f for f in outgoing if f.get("id") != gateway.get("default")
-                 and f.find(f"{{{BPMN_NS}}}conditionExpression") is None]
-        if len(outgoing) > 1 and blind:
-            kind = etree.QName(gateway).localname.removesuffix("Gateway")
-            shown = ", ".join(f"{f.get('name')!r} ({f.get('id')})" if f.get("name")
-                              else str(f.get("id")) for f in blind)
-            these = (f"flows {shown} have no condition and are" if len(blind) > 1
-                     else f"flow {shown} has no condition and is")
-            yield Finding(name, gateway.get("id"), ERROR,
-                          f"{kind} gateway: outgoing {these} not the default flow; give each "
-                          f"flow a condition, or make one of them the gateway's default flow")
-
-
-def _unreached_link_catches(process: etree._Element, name: str) -> Iterator[Finding]:
+def _unreached_link_catches(process: etree._Element, root: etree._Element, name: str,
+                            flows: FlowIndex) -> Iterator[Finding]:
     """Link catch events that no link throw event reaches (bridging joined the others
     with a sequence flow)."""
     for event in process.iter(f"{{{BPMN_NS}}}intermediateCatchEvent"):
         link = link_name(event)
-        if link is not None and not _flows(event, "targetRef"):
+        if link is not None and not flows.flows(event, "targetRef"):
             yield Finding(name, event.get("id"), WARNING,
                           f"link catch event {link!r} has no link throw event of the same "
                           f"name in its process, so the steps after it never run")
 
 
-def _uncaught_throws(process: etree._Element, root: etree._Element,
-                     name: str) -> Iterator[Finding]:
+def _uncaught_throws(process: etree._Element, root: etree._Element, name: str,
+                     flows: FlowIndex) -> Iterator[Finding]:
     """Signals and escalations thrown in ``process`` that no event of the file catches."""
     for kind, attribute, catch_all in (("signal", "signalRef", False),
                                        ("escalation", "escalationRef", True)):
         definition = f"{{{BPMN_NS}}}{kind}EventDefinition"
+        thrown_here = [d for d in process.iter(definition)
+                       if d.getparent() is not None and etree.QName(d.getparent()).localname
+                       in ("intermediateThrowEvent", "endEvent")]
+        if not thrown_here:
+            continue
         caught = {d.get(attribute) for d in root.iter(definition)
-                  if etree.QName(d.getparent()).localname in ("startEvent", "boundaryEvent",
-                                                               "intermediateCatchEvent")}
+                  if d.getparent() is not None and etree.QName(d.getparent()).localname
+                  in ("startEvent", "boundaryEvent", "intermediateCatchEvent")}
         if catch_all and None in caught:
             continue  # a catcher without a reference catches them all
-        for thrown in process.iter(definition):
-            event = thrown.getparent()
-            if etree.QName(event).localname in ("intermediateThrowEvent", "endEvent") \
-                    and thrown.get(attribute) not in caught:
+        for thrown in thrown_here:
+            if thrown.get(attribute) not in caught:
+                event = thrown.getparent()
                 label = _named(root, thrown.get(attribute))
                 yield Finding(name, event.get("id"), WARNING,
                               f"{kind}{label} is thrown here, but no event in this file "
                               f"catches it")
 
 
-def _dead_starts(process: etree._Element, name: str) -> Iterator[Finding]:
+def _dead_starts(process: etree._Element, root: etree._Element, name: str,
+                 flows: FlowIndex) -> Iterator[Finding]:
     """Start events no sequence flow leaves (the process would end at once)."""
     for start in process.iter(f"{{{BPMN_NS}}}startEvent"):
-        if not _flows(start, "sourceRef"):
+        if not flows.flows(start, "sourceRef"):
             yield Finding(name, start.get("id"), WARNING,
                           "start event leads nowhere: no sequence flow leaves it")
 
 
-def _flows(node: etree._Element, end: str) -> list[etree._Element]:
-    """The sequence flows beside ``node`` whose ``end`` (sourceRef or targetRef) is it."""
-    parent = node.getparent()
-    if parent is None:
-        return []
-    return [f for f in parent.iterfind(f"{{{BPMN_NS}}}sequenceFlow")
-            if f.get(end) == node.get("id")]
+#: How a process is drawn that deserves a warning (whether or not it is executable).
+_DRAWING_CHECKS: tuple[Callable[[etree._Element, etree._Element, str, FlowIndex],
+                                Iterable[Finding]], ...] = (
+    _unreached_link_catches, _uncaught_throws, _dead_starts)
 
 
 def _named(root: etree._Element, element_id: str | None) -> str:
@@ -611,28 +708,17 @@ def _named(root: etree._Element, element_id: str | None) -> str:
     return f" {element_id!r}"
 
 
-def _process_of(root: etree._Element, element_id: str | None) -> etree._Element | None:
-    if not element_id:
-        return None
-    for element in root.iter():
-        if isinstance(element.tag, str) and element.get("id") == element_id:
-            while element is not None and element.tag != f"{{{BPMN_NS}}}process":
-                element = element.getparent()
-            return element
-    return None
-
-
 class _Processes:
     """Processes a call activity may name: those of the file being linted (as bridged),
-    then those of the other files linted with it (as the index read them)."""
+    then those of the other files linted with it."""
 
-    def __init__(self, root: etree._Element, defined: dict[str, Path],
-                 elements: dict[str, etree._Element]) -> None:
-        self.root, self.defined, self.elements = root, defined, elements
-        self._infos: dict[int, dict] = {}
+    def __init__(self, root: etree._Element, elements: Mapping[str, etree._Element]) -> None:
+        self.root, self.elements = root, elements
+        self._infos: dict[int, dict[str, StepInfo]] = {}
+        self._own = {p.get("id"): p for p in root.iterfind(_PROCESS)}
 
     def find(self, process_id: str | None) -> etree._Element | None:
-        found = _process_by_id(self.root, process_id)
+        found = self._own.get(process_id)
         return found if found is not None else self.elements.get(process_id or "")
 
     def callees(self, process: etree._Element) -> list[etree._Element]:
@@ -643,27 +729,20 @@ class _Processes:
                 found.append(callee)
         return found
 
-    def infos(self, process: etree._Element) -> dict:
-        """The steps of a called process (those that do not read are left out: the
-        callee's own lint reports them)."""
+    def infos(self, process: etree._Element, name: str = "") -> dict[str, StepInfo]:
+        """The steps of a process (those that do not read are left out: the process's
+        own checks report them)."""
         key = id(process)
         if key not in self._infos:
             lanes, infos = lane_index(process), {}
             for element in flow_nodes(process):
                 try:
-                    infos[element.get("id")] = step_info(element,
-                                                         lane_of(element, lanes, process), "")
+                    infos[element.get("id", "")] = step_info(
+                        element, lane_of(element, lanes, process), name)
                 except ModelError:
                     continue
             self._infos[key] = infos
         return self._infos[key]
-
-
-def _process_by_id(root: etree._Element, process_id: str | None) -> etree._Element | None:
-    for process in root.iterfind(f"{{{BPMN_NS}}}process"):
-        if process.get("id") == process_id:
-            return process
-    return None
 
 
 def _used_processes(catalog: Catalog | None,

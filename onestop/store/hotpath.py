@@ -35,6 +35,9 @@ _TASK_FOR = (
     " AND r.role = t.role"
     " WHERE t.id = ?")
 _DELETE_TASK = "DELETE FROM onestop_tasks WHERE id = ?"
+# The task an officer completes: still open, and not claimed by someone else meanwhile.
+_TAKE_TASK = ("DELETE FROM onestop_tasks WHERE id = ? AND (claimed_by IS NULL "
+              "OR claimed_by = ?)")
 _UPDATE_DOSSIER = ("UPDATE onestop_dossiers SET status = ?, state = ?, finished_at = ?, "
                    "appointment_at = ?, paused_at = ?, version = ? WHERE id = ? AND version = ?")
 _DOSSIER_BY_ID = "SELECT " + ", ".join(_DOSSIER_COLUMNS) + " FROM onestop_dossiers WHERE id = ?"
@@ -45,6 +48,10 @@ _INSERT_TASK = ("INSERT INTO onestop_tasks (id, dossier_id, step, role, agency, 
 _INSERT_TIMER = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at) "
                  "VALUES (?, ?, ?, ?)")
 _DELETE_TIMER = "DELETE FROM onestop_timers WHERE id = ?"
+# A timer is taken only if it is still due at the instant it is taken: a command may have
+# suspended (NULL) or moved it since a sweep read it.
+_TAKE_TIMER = ("DELETE FROM onestop_timers WHERE id = ? AND due_at IS NOT NULL "
+               "AND due_at <= ? RETURNING due_at")
 _RESCHEDULE_TIMER = "UPDATE onestop_timers SET due_at = ? WHERE id = ?"
 _COUNT_EVENTS = ("SELECT COUNT(*) FROM onestop_events WHERE dossier_id = ? AND kind = ? "
                  "AND agency = ?")
@@ -62,10 +69,20 @@ _OPEN_TASKS = ("SELECT t.id, t.step, t.role, t.agency, t.claimed_by, t.ready_at,
                "ORDER BY t.ready_at, t.step")
 _CLAIM = "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by IS NULL"
 _RELEASE = "UPDATE onestop_tasks SET claimed_by = NULL WHERE id = ? AND claimed_by = ?"
+_ASSIGN_FREE = "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by IS NULL"
+_ASSIGN_HELD = "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by = ?"
 _SPEC = "SELECT hash, body FROM onestop_specs WHERE id = ?"
 _NEXT_COUNTER = ("INSERT INTO onestop_counters (key, value) VALUES (?, 1) "
                  "ON CONFLICT (key) DO UPDATE SET value = onestop_counters.value + 1 "
                  "RETURNING value")
+
+
+def _at(value: Any) -> datetime:
+    """A stored instant that cannot be missing."""
+    found = instant(value)
+    if found is None:
+        raise ValueError("a required instant is missing from the store")
+    return found
 
 
 def _json(value: Any) -> str | None:
@@ -98,14 +115,19 @@ class DossierRow:
     state: bytes | None
 
     def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(self.FIELDS, values, strict=True):
+        raw = dict(zip(self.FIELDS, values, strict=True))
+        self._typed(raw)
+        for name, value in raw.items():
             setattr(self, name, value)
-        self.received_at = instant(self.received_at)
-        self.finished_at = instant(self.finished_at)
-        self.appointment_at = instant(self.appointment_at)
-        self.paused_at = instant(self.paused_at)
-        self.info = json.loads(self.info)
-        self.state = bytes(self.state) if self.state is not None else None
+
+    @staticmethod
+    def _typed(raw: dict[str, Any]) -> None:
+        """Stored as microseconds and JSON text: typed once, here."""
+        raw["received_at"] = _at(raw["received_at"])
+        for name in ("finished_at", "appointment_at", "paused_at"):
+            raw[name] = instant(raw[name])
+        raw["info"] = json.loads(raw["info"])
+        raw["state"] = bytes(raw["state"]) if raw["state"] is not None else None
 
     def dossier(self) -> dict[str, Any]:
         """The dossier columns, by name."""
@@ -129,10 +151,11 @@ class TaskRow(DossierRow):
     officer_id: str | None
     held_role: str | None
 
-    def __init__(self, values: Sequence[Any]) -> None:
-        super().__init__(values)
-        self.ready_at = instant(self.ready_at)
-        self.task_due_at = instant(self.task_due_at)
+    @staticmethod
+    def _typed(raw: dict[str, Any]) -> None:
+        DossierRow._typed(raw)
+        raw["ready_at"] = _at(raw["ready_at"])
+        raw["task_due_at"] = instant(raw["task_due_at"])
 
 
 class OpenTaskRow:
@@ -141,11 +164,22 @@ class OpenTaskRow:
     __slots__ = ("id", "step", "role", "agency", "claimed_by", "ready_at", "due_at",
                  "dossier_code", "spec_id")
 
+    id: str
+    step: str
+    role: str
+    agency: str
+    claimed_by: str | None
+    ready_at: datetime
+    due_at: datetime | None
+    dossier_code: str
+    spec_id: int
+
     def __init__(self, values: Sequence[Any]) -> None:
-        for name, value in zip(self.__slots__, values, strict=True):
+        raw = dict(zip(self.__slots__, values, strict=True))
+        raw["ready_at"] = _at(raw["ready_at"])
+        raw["due_at"] = instant(raw["due_at"])
+        for name, value in raw.items():
             setattr(self, name, value)
-        self.ready_at = instant(self.ready_at)
-        self.due_at = instant(self.due_at)
 
 
 class HotPath:
@@ -175,6 +209,12 @@ class HotPath:
     def release_task(self, task_id: str, officer_id: str) -> bool:
         return self._run(_RELEASE, (task_id, officer_id)).rowcount == 1
 
+    def assign_task(self, task_id: str, officer_id: str, holder: str | None) -> bool:
+        """Give a task to ``officer_id`` if ``holder`` (None: nobody) still holds it."""
+        if holder is None:
+            return self._run(_ASSIGN_FREE, (officer_id, task_id)).rowcount == 1
+        return self._run(_ASSIGN_HELD, (officer_id, task_id, holder)).rowcount == 1
+
     def spec(self, spec_id: int) -> tuple[str, bytes] | None:
         row = self._run(_SPEC, (spec_id,)).fetchone()
         return (row[0], bytes(row[1])) if row is not None else None
@@ -187,12 +227,20 @@ class HotPath:
         return self._cursor
 
     def task_for(self, task_id: str, officer_id: str) -> TaskRow | None:
-        statement = _TASK_FOR + (" FOR UPDATE OF d" if self._postgres else "")
+        """The open task, its dossier and the officer's standing, both rows locked until
+        the command ends. On PostgreSQL the task row is locked too, so a command that
+        waited for another one reads the task as that one left it (claimed, or gone)."""
+        statement = _TASK_FOR + (" FOR UPDATE OF t, d" if self._postgres else "")
         row = self._run(statement, (officer_id, officer_id, task_id)).fetchone()
         return TaskRow(row) if row is not None else None
 
     def delete_task(self, task_id: str) -> None:
         self._run(_DELETE_TASK, (task_id,))
+
+    def take_task(self, task_id: str, officer_id: str) -> bool:
+        """Remove a task an officer completes; False when it is gone or claimed by
+        someone else."""
+        return self._run(_TAKE_TASK, (task_id, officer_id)).rowcount == 1
 
     def dossier_by_id(self, dossier_id: int) -> DossierRow | None:
         statement = _DOSSIER_BY_ID + (" FOR UPDATE" if self._postgres else "")
@@ -232,6 +280,12 @@ class HotPath:
         """Remove a timer; False when it was already gone (fired or cancelled)."""
         return self._run(_DELETE_TIMER, (timer_id,)).rowcount == 1
 
+    def take_timer(self, timer_id: str, now: datetime) -> datetime | None:
+        """Remove a timer to fire it, if it is still due by ``now``; returns its due
+        instant, or None when it is gone, suspended or moved later meanwhile."""
+        row = self._run(_TAKE_TIMER, (timer_id, micros(now))).fetchone()
+        return instant(row[0]) if row is not None else None
+
     def reschedule_timer(self, timer_id: str, due_at: datetime | None) -> None:
         self._run(_RESCHEDULE_TIMER, (micros(due_at), timer_id))
 
@@ -240,7 +294,7 @@ class HotPath:
 
     def events(self, dossier_id: int) -> list[tuple[datetime, str, str | None, str | None,
                                                     str | None, dict[str, Any] | None]]:
-        return [(instant(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None)
+        return [(_at(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None)
                 for r in self._run(_EVENTS, (dossier_id,)).fetchall()]
 
     def insert_dossier(self, values: Mapping[str, Any]) -> int:

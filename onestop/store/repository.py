@@ -11,6 +11,7 @@ building a statement costs several times more than executing it.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import StoreError
+from ..errors import InvalidInput, StoreError
 from ..model import Officer
 from . import schema
 from .hotpath import HotPath
@@ -59,29 +60,44 @@ def normalise_url(database: str) -> str:
 class Store:
     """Owns the SQLAlchemy engine and hands out transactions."""
 
-    def __init__(self, database: str, *, durability: str = "full") -> None:
+    def __init__(self, database: str | os.PathLike[str], *, durability: str = "full",
+                 lock_timeout: float = 30.0) -> None:
+        if not isinstance(database, (str, os.PathLike)) or not str(database).strip() \
+                or "\x00" in str(database):
+            raise InvalidInput(f"database must be a SQLAlchemy URL or a file path, not "
+                               f"{database!r}")
         if durability not in ("full", "normal"):
-            raise ValueError("durability is 'full' (fsync every commit) or 'normal'")
+            raise InvalidInput(f"durability is 'full' (fsync every commit) or 'normal', "
+                               f"not {durability!r}")
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) \
+                or not 0 <= lock_timeout <= 3600:
+            raise InvalidInput(f"lock_timeout is the seconds a command waits for another "
+                               f"one's lock (0 to 3600), not {lock_timeout!r}")
+        database = str(database)
         self.url = normalise_url(database)
         try:
             self._sql: SqlEngine = create_engine(self.url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot use database {database!r}: {exc}") from None
+            raise StoreError(_cannot_use(self.url, exc)) from None
         shown = self._sql.url.render_as_string(hide_password=True)
         if self._sql.dialect.name == "sqlite":
             target = self._sql.url.database
+            if target and target.startswith("file:"):      # a URI filename (?mode=ro, ...)
+                target = target[5:].split("?", 1)[0]
             if target and target != ":memory:" and not Path(target).parent.is_dir():
                 raise StoreError(f"cannot open database {shown}: folder "
                                  f"{Path(target).parent} does not exist")
-            _configure_sqlite(self._sql, durability)
+            _configure_sqlite(self._sql, durability, lock_timeout)
+        failures: tuple[type[BaseException], ...] = (SQLAlchemyError, *_driver_errors(self._sql))
         try:
             schema.metadata.create_all(self._sql)
-        except SQLAlchemyError as exc:
+        except failures as exc:
             self._sql.dispose()
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"cannot open database {shown}: {reason}") from None
         self._locks = self._sql.dialect.name != "sqlite"
         self._sqlite = self._sql.dialect.name == "sqlite"
+        self._shown = shown
 
     @property
     def dialect(self) -> str:
@@ -92,10 +108,13 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
-        """A read-write transaction: committed if the block succeeds, else rolled back."""
-        with self._sql.connect().execution_options(onestop_write=True) as conn:
-            with conn.begin():
-                yield Tx(conn, self._locks)
+        """A read-write transaction: committed if the block succeeds, else rolled back.
+        A database failure (locked, full, read-only, unreachable) is a
+        :class:`StoreError` and nothing is stored."""
+        with self._translated("nothing was stored"):
+            with self._sql.connect().execution_options(onestop_write=True) as conn:
+                with conn.begin():
+                    yield Tx(conn, self._locks)
 
     @contextmanager
     def command(self) -> Iterator[HotPath]:
@@ -103,17 +122,19 @@ class Store:
 
         A database failure (a lock held too long, a lost connection) rolls the command
         back and is raised as :class:`StoreError`."""
-        database_error = getattr(self._sql.dialect.dbapi, "Error", None) or ()
+        database_error = _driver_errors(self._sql)
         try:
             raw = self._sql.raw_connection()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot reach the database: {getattr(exc, 'orig', exc)}") \
                 from None
         try:
+            driver = raw.driver_connection
+            assert driver is not None
             if self._sqlite:
-                raw.driver_connection.execute("BEGIN IMMEDIATE")
+                driver.execute("BEGIN IMMEDIATE")
             try:
-                yield HotPath(raw.driver_connection, self._sql.dialect.name)
+                yield HotPath(driver, self._sql.dialect.name)
             except BaseException:
                 raw.rollback()
                 raise
@@ -125,13 +146,51 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator["Tx"]:
-        """A read-only transaction."""
-        with self._sql.connect() as conn:
-            with conn.begin():
-                yield Tx(conn, False)
+        """A read-only transaction; a database failure is a :class:`StoreError`."""
+        with self._translated("nothing was read"):
+            with self._sql.connect() as conn:
+                with conn.begin():
+                    yield Tx(conn, False)
+
+    @contextmanager
+    def _translated(self, outcome: str) -> Iterator[None]:
+        database_error = _driver_errors(self._sql)
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"database {self._shown}: {reason}; {outcome}") from None
+        except database_error as exc:
+            raise StoreError(f"database {self._shown}: {exc}; {outcome}") from None
 
 
-def _configure_sqlite(sql: SqlEngine, durability: str) -> None:
+def _driver_errors(sql: SqlEngine) -> tuple[type[BaseException], ...]:
+    """The database driver's own error classes (a failure below SQLAlchemy)."""
+    error = getattr(sql.dialect.dbapi, "Error", None)
+    return (error,) if isinstance(error, type) and issubclass(error, BaseException) else ()
+
+
+def _cannot_use(url: str, exc: Exception) -> str:
+    """Why a database URL cannot be used, never showing its password; for PostgreSQL,
+    how to get the driver or write the URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        shown = url.split("://", 1)[0] + "://..."
+    if url.startswith("postgres") and (isinstance(exc, ImportError)
+                                       or not url.startswith("postgresql")):
+        problem = f"{exc}; write"
+        if isinstance(exc, ImportError):
+            problem = (f"PostgreSQL needs the psycopg driver ({exc}); install it with "
+                       f"pip install 'onestop[postgres]' and write")
+        return (f"cannot use database {shown}: {problem} the URL as "
+                f"postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE")
+    return f"cannot use database {shown}: {exc}"
+
+
+def _configure_sqlite(sql: SqlEngine, durability: str, lock_timeout: float) -> None:
     @event.listens_for(sql, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let the begin event below issue BEGIN itself (pysqlite's own is deferred).
@@ -140,14 +199,16 @@ def _configure_sqlite(sql: SqlEngine, durability: str) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(sql, "begin")
     def _on_begin(conn: Connection) -> None:
         # Straight to the driver: this runs once per command, on the hot path.
         immediate = conn.get_execution_options().get("onestop_write")
-        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Tx:
@@ -167,7 +228,9 @@ class Tx:
             return int(found)
         result = self.conn.execute(insert(specs).values(hash=spec_hash, process_id=process_id,
                                                         file=file, body=body, loaded_at=at))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def spec(self, spec_id: int) -> tuple[str, bytes] | None:
         row = self.conn.execute(select(specs.c.hash, specs.c.body)
