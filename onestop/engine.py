@@ -519,11 +519,11 @@ class Engine:
 
         ``data`` (field names like form fields) becomes process variables from the
         catching event on, so conditions after it read them. It cannot set the engine's
-        own variables (``procedure``, ...) nor change a variable an earlier step set,
-        unless the catching event's form lists that field. Each event waiting for the
-        message catches it; an interrupting boundary event cancels its activity's open
-        tasks (``task_cancelled``), a non-interrupting one keeps waiting for the next
-        message while its activity runs. A dossier that is not waiting for the message
+        own variables (``procedure``, ...) nor a field an officer's form decides
+        (``outcome``, ``verdict``, ...), unless the catching event's form lists it. Each
+        event waiting for the message catches it; an interrupting boundary event cancels
+        its activity's open tasks (``task_cancelled``), a non-interrupting one keeps
+        waiting for the next message while its activity runs. A dossier that is not waiting for the message
         (finished, or no such event reached) is refused with :class:`RuleViolation`
         naming the messages it does wait for, and nothing is stored.
         """
@@ -645,13 +645,15 @@ class Engine:
             catching = instance.message_steps(name)
             context = self._context(row, tx, now, model)
             self._check_sender(row.code, name, catching, clerk, context)
-            known = instance.data()
+            # What officers decide on their forms (outcome, verdict, return_mode, ...) is
+            # theirs: a message may carry such a field only if its own event lists it.
             declared = {f.name for s in catching for f in s.form}
+            decided = {f.name for s in model.user_steps() for f in s.form}
             for key in payload:
-                if key in known and key not in declared and known[key] != payload[key]:
+                if key in decided and key not in declared:
                     raise InvalidInput(f"dossier {row.code}: message {name!r}: field {key!r} "
-                                       f"is already set by the process; a message cannot "
-                                       f"change it unless its event's form lists it")
+                                       f"is decided on an officer's form; a message cannot "
+                                       f"set it unless its catching event's form lists it")
             was_open = instance.open_task_ids()
             was_timers = instance.timer_ids()
             try:

@@ -213,3 +213,14 @@ def test_the_catalogue_can_be_listed_through_the_engine(engine):
     assert desks == ["AN-BINH-MC", "PHU-HOA-MC", "TINH-TTPVHCC"]
     assert {c.code: c.must_digitize for c in engine.procedure("2.000575").components} == \
         {"giay-de-nghi": True, "bien-ban-hop": True}
+
+
+def test_a_message_cannot_set_what_an_officer_decides(engine):
+    code = in_resolution(engine)
+    before = engine.history(code)
+    with pytest.raises(InvalidInput, match="field 'verdict' is decided on an officer's form"):
+        engine.message(code, "withdrawal_requested", portal=True, data={"verdict": "stop"})
+    assert engine.history(code) == before
+    dossier = engine.message(code, "withdrawal_requested", portal=True,
+                             data={"reason": "Đã nộp ở nơi khác"})
+    assert dossier.status is DossierStatus.WITHDRAWAL_REQUESTED

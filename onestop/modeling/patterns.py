@@ -68,7 +68,7 @@ def withdrawal(main: Pool, host: str, desk: str, resolver: str) -> None:
     the dossier back."""
     # Through the portal, or in writing at the desk (the officer records it).
     event = main.node("Event_Withdrawal", "boundaryEvent", "Công dân yêu cầu rút hồ sơ",
-                      resolver, status="7", role="portal,receiving_officer")
+                      resolver, status="7", role="portal,receiving_officer", form="reason?")
     event.attached_to, event.message = host, "withdrawal_requested"
     main.node("Task_ConfirmWithdrawal", "userTask", "Xác nhận rút hồ sơ, trả lại hồ sơ",
               desk, role="receiving_officer", allotment="0.5wd", form="note?")
