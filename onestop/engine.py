@@ -523,9 +523,10 @@ class Engine:
         (``outcome``, ``verdict``, ...), unless the catching event's form lists it. Each
         event waiting for the message catches it; an interrupting boundary event cancels
         its activity's open tasks (``task_cancelled``), a non-interrupting one keeps
-        waiting for the next message while its activity runs. A dossier that is not waiting for the message
-        (finished, or no such event reached) is refused with :class:`RuleViolation`
-        naming the messages it does wait for, and nothing is stored.
+        waiting for the next message while its activity runs. A dossier that is not
+        waiting for the message (finished, or no such event reached) is refused with
+        :class:`RuleViolation` naming the messages it does wait for, and nothing is
+        stored.
         """
         return self._deliver(code, name, officer=officer, portal=portal, data=data)
 
