@@ -292,13 +292,22 @@ def _spend(b: _Budget, units: int) -> None:
 
 
 def _too_big(b: _Budget, size: int | str, what: str = "items or characters") -> NoReturn:
-    _fail(b, f"a value of {size:,} {what} would be built (at most {MAX_ITEMS:,})"
-          if isinstance(size, int) else
-          f"a value of {size} {what} would be built (at most {MAX_ITEMS:,})")
+    _fail(b, f"a value of {_count(size)} {what} would be built (at most {MAX_ITEMS:,})")
 
 
 def _too_many_bits(b: _Budget, bits: int) -> NoReturn:
-    _fail(b, f"a number of about {bits:,} bits would be built (at most {MAX_INT_BITS:,})")
+    _fail(b, f"a number of about {_count(bits)} bits would be built (at most "
+             f"{MAX_INT_BITS:,})")
+
+
+def _count(size: int | str) -> str:
+    """A size for a message; one too large to print in full (past Python's limit on
+    converting integers to text) as its order of magnitude."""
+    if not isinstance(size, int):
+        return str(size)
+    if size.bit_length() > 10_000:
+        return f"about 2**{size.bit_length() - 1:,}"
+    return f"{size:,}"
 
 
 _STRINGS = frozenset({str, bytes})
