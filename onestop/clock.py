@@ -57,13 +57,17 @@ class ManualClock:
         """Move forward by ``delta`` or by ``timedelta(**kwargs)``; returns the new now."""
         try:
             step = delta if delta is not None else timedelta(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidInput(f"ManualClock.advance: {exc}") from None
         if not isinstance(step, timedelta):
             raise InvalidInput(f"ManualClock.advance takes a timedelta, not {step!r}")
         if step < timedelta(0):
             raise InvalidInput("ManualClock cannot go back in time")
-        self._now = self._now + step
+        try:
+            self._now = self._now + step
+        except OverflowError:
+            raise InvalidInput(f"ManualClock.advance: {step} goes past the last date "
+                               f"a clock can tell") from None
         return self._now
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -122,7 +123,8 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self._now()                                   # a naive clock is refused now
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise InvalidInput(f"cache_size must be a whole number >= 0, not {cache_size!r}")
+            raise InvalidInput(f"cache_size must be a whole number >= 0, not "
+                               f"{inputs.shown(cache_size)}")
         try:
             self.due_soon = due_soon if isinstance(due_soon, Duration) \
                 else Duration.parse(due_soon)
@@ -147,6 +149,7 @@ class Engine:
         self._models: dict[int, ProcessModel] = {}
         self._spec_ids: dict[str, int] = {}
         self._instances: OrderedDict[int, tuple[int, Instance]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._cache_size = cache_size
         self._roles = self._roles_in_use()
         now = self._now()
@@ -164,7 +167,8 @@ class Engine:
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
         """Release the database connections."""
-        self._instances.clear()
+        with self._cache_lock:
+            self._instances.clear()
         self._store.close()
 
     def __enter__(self) -> "Engine":
@@ -270,8 +274,8 @@ class Engine:
         try:
             channel = Channel(channel)
         except (ValueError, TypeError):
-            raise InvalidInput(f"channel {channel!r} must be 1 (in person), 2 (online) or "
-                               f"3 (postal)") from None
+            raise InvalidInput(f"channel {inputs.shown(channel)} must be 1 (in person), "
+                               f"2 (online) or 3 (postal)") from None
         if not isinstance(applicant, Mapping):
             raise InvalidInput("applicant must be a mapping of fields, e.g. "
                                "{'name': 'Nguyễn Văn A'}")
@@ -469,10 +473,13 @@ class Engine:
                                        f"claimed by {row.claimed_by}")
             model = self._model(tx, row.spec_id)
             step = _find_step(model, row.step)
-            _validate_form(step, data, row.code)
             instance = command.load(self, row, model)
-            context = self._context(row, tx, now, model)
             known = instance.task_data(row.task_id)
+            # A field the engine filled in on the task (a proactive apology's reason)
+            # counts as given.
+            given = {k for k in instance.prefilled(row.task_id) if known.get(k) not in (None, "")}
+            _validate_form(step, data, row.code, given)
+            context = self._context(row, tx, now, model)
             late = self._late_step(row, step, {**known, **data}, context, officer) \
                 if step is not None and step.sla is not None else None
             was_open = instance.open_task_ids()
@@ -571,7 +578,7 @@ class Engine:
             if open_late:
                 raise RuleViolation(f"dossier {code}: the late path is already open "
                                     f"({', '.join(open_late)})")
-            state = context.late_state(instance, [])
+            state = context.late_state(instance)
             if state.apologies >= context.regime.max_reappointments:
                 raise RuleViolation(f"dossier {code}: regime {context.regime.code} allows "
                                     f"{context.regime.max_reappointments} re-appointment(s) "
@@ -607,9 +614,9 @@ class Engine:
         code = _dossier_code(code)
         name = inputs.identifier("message name", name) if isinstance(name, str) else name
         if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"message name {name!r} must be non-empty text")
+            raise InvalidInput(f"message name {inputs.shown(name)} must be non-empty text")
         if not isinstance(portal, bool):
-            raise InvalidInput(f"portal must be True or False, not {portal!r}")
+            raise InvalidInput(f"portal must be True or False, not {inputs.shown(portal)}")
         if portal == (officer is not None):
             raise InvalidInput(f"dossier {code}: message {name!r}: say who delivers it: "
                                f"officer='ID' for an officer, or portal=True for the portal "
@@ -705,7 +712,8 @@ class Engine:
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 0):
-            raise InvalidInput(f"limit must be a whole number >= 0 or None, not {limit!r}")
+            raise InvalidInput(f"limit must be a whole number >= 0 or None, not "
+                               f"{inputs.shown(limit)}")
         now = self._now()
         fired: list[FiredTimer] = []
         after: tuple[datetime, str] | None = None
@@ -757,6 +765,9 @@ class Engine:
                 return row.code, due_at
         except OnestopError as exc:
             raise _TimerFailed(code, exc) from exc
+        except Exception as exc:  # noqa: BLE001 - one dossier must not stop the sweep
+            raise _TimerFailed(code, ProcessError(f"{type(exc).__name__}: {exc}",
+                                                  dossier=code or None, element=step)) from exc
 
     # -- the command path ------------------------------------------------------------
     @contextmanager
@@ -771,8 +782,9 @@ class Engine:
                 yield command
         except BaseException:
             if command is not None:
-                for dossier_id in command.touched | {k[0] for k in command.kept}:
-                    self._instances.pop(dossier_id, None)
+                with self._cache_lock:
+                    for dossier_id in command.touched | {k[0] for k in command.kept}:
+                        self._instances.pop(dossier_id, None)
             raise
         for dossier_id, version, instance in command.kept:
             self._remember(dossier_id, version, instance)
@@ -781,8 +793,9 @@ class Engine:
                  model: ProcessModel) -> "_Context":
         return _Context(self, row.code, row.desk_agency, row.resolving_agency,
                         row.info.get("agencies", {}), DossierStatus(row.status), row.regime,
-                        row.procedure, row.appointment_at, row.paused_at, row.received_at,
-                        row.id, tx, now, model)
+                        row.procedure, _local_or_none(row.appointment_at),
+                        _local_or_none(row.paused_at), _local(row.received_at), row.id, tx,
+                        now, model)
 
     def _store_progress(self, command: "_Command", row: TaskRow | DossierRow,
                         instance: Instance, progress: "_Progress", now: datetime,
@@ -816,31 +829,43 @@ class Engine:
                    context: "_Context", officer: str) -> "_Late":
         """Check a late-path step's answer before it completes: the prompt's
         (``propose``: will the dossier be late, why, until when) or the letter's
-        (``apology``: the new appointment it sets)."""
+        (``apology``: the new appointment it sets).
+
+        Lateness is judged on the service-level clock: while a supplement pauses it, the
+        dossier is where it stood when it stopped."""
         history = context.events()
         apologies = sum(1 for e in history if e[1] == EventKind.APPOINTMENT_SET.value
                         and (e[5] or {}).get("reason") == "apology")
-        now, appointment_at = context.now, row.appointment_at
-        appointment_at = _local(appointment_at) if appointment_at is not None else None
+        now, appointment_at = context.now, context.appointment_at
+        clock_at = context.paused_at or now
         calendar = context.calendar()
         if step.sla == late_path.PROPOSE:
             asks = any(f.name == late_path.WILL_BE_LATE for f in step.form)
-            answer = late_path.answer(values, asks=asks, now=now, appointment_at=appointment_at,
-                                      regime=context.regime, apologies=apologies,
-                                      calendar=calendar, dossier=row.code, step=step.id)
-            overdue = appointment_at is not None and now > appointment_at
+            answer = late_path.answer(values, asks=asks, now=now, clock_at=clock_at,
+                                      appointment_at=appointment_at, regime=context.regime,
+                                      apologies=apologies, calendar=calendar,
+                                      dossier=row.code, step=step.id)
+            overdue = appointment_at is not None and clock_at > appointment_at
+            detail = answer.detail(overdue)
+            if answer.will_be_late and appointment_at is not None:
+                detail["appointment"] = appointment_at.isoformat()
             return _Late(events=[_event(now, EventKind.DELAY_ASSESSED, step.id, officer,
-                                        row.agency, answer.detail(overdue))])
+                                        row.agency, detail)])
         responsible = next((e[4] for e in reversed(history)
                             if e[1] == EventKind.COMPLETED.value and e[2] is not None
                             and getattr(_find_step(context.model, e[2]), "sla", None)
                             == late_path.PROPOSE), None) or context.responsible()
+        proposed = next(((e[5] or {}) for e in reversed(history)
+                         if e[1] == EventKind.DELAY_ASSESSED.value
+                         and (e[5] or {}).get("will_be_late")), {})
+        values = late_path.moved_with_the_appointment(values, proposed, appointment_at,
+                                                      calendar)
         latest = context.latest(appointment_at) if appointment_at is not None else None
-        new, detail = late_path.letter(values, now=now, appointment_at=appointment_at,
-                                       latest=latest, regime=context.regime,
-                                       apologies=apologies, calendar=calendar,
-                                       responsible=responsible, dossier=row.code,
-                                       step=step.id)
+        new, detail = late_path.letter(values, now=now, clock_at=clock_at,
+                                       appointment_at=appointment_at, latest=latest,
+                                       regime=context.regime, apologies=apologies,
+                                       calendar=calendar, responsible=responsible,
+                                       dossier=row.code, step=step.id)
         return _Late(reappointment=(new, detail))
 
     # -- queries -------------------------------------------------------------------
@@ -919,14 +944,14 @@ class Engine:
                 from None
         if not isinstance(now, datetime) or now.tzinfo is None \
                 or now.tzinfo.utcoffset(now) is None:
-            raise InvalidInput(f"the engine's clock gave {now!r}: it must give a timezone-"
-                               f"aware datetime (e.g. datetime.now(onestop.VIETNAM_TZ))")
+            raise InvalidInput(f"the engine's clock gave {inputs.shown(now)}: it must give a "
+                               f"timezone-aware datetime (e.g. datetime.now(onestop.VIETNAM_TZ))")
         return now
 
     def _officer(self, tx: Tx | HotPath, officer_id: str | None) -> Officer:
         found = tx.officer(officer_id) if isinstance(officer_id, str) else None
         if found is None:
-            raise UnknownOfficer(f"no officer with id {officer_id!r} is registered")
+            raise UnknownOfficer(f"no officer with id {inputs.shown(officer_id)} is registered")
         return found
 
     def _dossier_row(self, tx: Tx, code: str) -> Any:
@@ -963,9 +988,11 @@ class Engine:
         return model
 
     def _instance(self, row: TaskRow | DossierRow, model: ProcessModel) -> Instance:
-        cached = self._instances.get(row.id)
+        # Taken out of the cache for the command: another thread on this engine can never
+        # get a workflow a command is changing; the command puts it back once committed.
+        with self._cache_lock:
+            cached = self._instances.pop(row.id, None)
         if cached is not None and cached[0] == row.version:
-            self._instances.move_to_end(row.id)
             return cached[1]
         if row.state is None:
             raise StoreError(f"dossier {row.code} has no stored workflow state")
@@ -993,10 +1020,11 @@ class Engine:
         return frozenset(roles)
 
     def _remember(self, dossier_id: int, version: int, instance: Instance) -> None:
-        self._instances[dossier_id] = (version, instance)
-        self._instances.move_to_end(dossier_id)
-        while len(self._instances) > self._cache_size:
-            self._instances.popitem(last=False)
+        with self._cache_lock:
+            self._instances[dossier_id] = (version, instance)
+            self._instances.move_to_end(dossier_id)
+            while len(self._instances) > self._cache_size:
+                self._instances.popitem(last=False)
 
     def _task(self, tx: Tx, row: Any) -> Task:
         return _open_task(self._model(tx, row.spec_id), row.id, row.dossier_code, row,
@@ -1169,18 +1197,10 @@ class _Context:
             return 0
         return allotment_span(self.calendar(), step.allotment, self.legal_time)
 
-    def late_state(self, instance: Instance,
-                   pending: Sequence[Mapping[str, Any]]) -> late_path.LatePathState:
-        """The late path's state: stored events, then this command's ``pending`` ones."""
-        entries = [(e[1], e[2], e[5]) for e in self.events()]
-        entries += [(e["kind"], e["step"], e["detail"]) for e in pending]
-
-        def part_of(step_id: str | None) -> str | None:
-            found = _find_step(self.model, step_id) if step_id else None
-            return found.sla if found is not None else None
-
-        open_now = any(t.step.sla for t in instance.open_tasks())
-        return late_path.late_path_state(entries, part_of, open_now)
+    @staticmethod
+    def late_state(instance: Instance) -> late_path.LatePathState:
+        """The late path's state, from the steps of it the process has reached."""
+        return late_path.late_path_state_of(instance.late_steps())
 
     def deadline(self, step: StepInfo, agency: str, ready: datetime,
                  appointment_at: datetime | None) -> datetime | None:
@@ -1202,7 +1222,18 @@ class _Context:
                   paused_at: datetime | None,
                   late_state: Callable[[], late_path.LatePathState]) -> datetime | None:
         """When a timer falls due: None while it depends on a paused service-level clock
-        (or on an appointment not set yet), or on a late-path step not owed now."""
+        (or on an appointment not set yet), or on a late-path step not owed now. A due
+        instant that cannot be (past the calendar, out of the range of dates) is a
+        ProcessError naming the timer."""
+        try:
+            return self._timer_due(timer, now, appointment_at, paused_at, late_state)
+        except (OverflowError, ArithmeticError, InvalidInput) as exc:
+            raise ProcessError(f"timer: the due instant cannot be computed: {exc}",
+                               dossier=self.code, element=timer.step.id) from None
+
+    def _timer_due(self, timer: WaitingTimer, now: datetime, appointment_at: datetime | None,
+                   paused_at: datetime | None,
+                   late_state: Callable[[], late_path.LatePathState]) -> datetime | None:
         try:
             value = literal(timer.expression)
         except ValueError as exc:
@@ -1380,7 +1411,7 @@ def _progress_timers(dossier: _Context, instance: Instance, progress: _Progress,
 
     def late_state() -> late_path.LatePathState:
         if not state:
-            state.append(dossier.late_state(instance, progress.events))
+            state.append(dossier.late_state(instance))
         return state[0]
 
     for timer in waiting:
@@ -1433,6 +1464,10 @@ def _local(instant: datetime) -> datetime:
     return instant.astimezone(VIETNAM_TZ)
 
 
+def _local_or_none(instant: datetime | None) -> datetime | None:
+    return instant.astimezone(VIETNAM_TZ) if instant is not None else None
+
+
 def _task_id(value: Any) -> str:
     """A task id as the engine issues them (a UUID); TaskNotFound for anything else."""
     if isinstance(value, str) and len(value) <= 40:
@@ -1440,29 +1475,31 @@ def _task_id(value: Any) -> str:
             return str(UUID(value))
         except ValueError:
             pass
-    raise TaskNotFound(f"{value!r} is not a task id (task ids are UUIDs, as inbox() and "
-                       f"dossier().open_tasks give them)")
+    raise TaskNotFound(f"{inputs.shown(value)} is not a task id (task ids are UUIDs, as "
+                       f"inbox() and dossier().open_tasks give them)")
 
 
 def _officer_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > inputs.MAX_ID \
             or not _OFFICER_ID.fullmatch(value):
-        raise UnknownOfficer(f"{value!r} is not an officer id (letters, digits, '.', '-', "
-                             f"'_' or '@', at most {inputs.MAX_ID} characters)")
+        raise UnknownOfficer(f"{inputs.shown(value)} is not an officer id (letters, digits, "
+                             f"'.', '-', '_' or '@', at most {inputs.MAX_ID} characters)")
     return value
 
 
 def _dossier_code(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 120 or not _DOSSIER_CODE.fullmatch(value):
-        raise DossierNotFound(f"{value!r} is not a dossier code (expected "
+        raise DossierNotFound(f"{inputs.shown(value)} is not a dossier code (expected "
                               f"DESK-YYMMDD-NNNN, e.g. AN-BINH-MC-250701-0001)")
     return value
 
 
-def _validate_form(step: StepInfo | None, data: dict[str, Any], dossier_code: str) -> None:
+def _validate_form(step: StepInfo | None, data: dict[str, Any], dossier_code: str,
+                   given: Iterable[str] = ()) -> None:
     """The data of a completion is the step's form: every field named must be one of
     the step's (so a step cannot change what another step decided), required fields must
-    be given, and choices respected."""
+    be given (in ``data``, or ``given`` on the task already), and choices respected."""
+    given = set(given)
     fields = {f.name: f for f in (step.form if step else ())}
     for key in data:
         if not _FIELD_NAME.fullmatch(key):
@@ -1477,7 +1514,7 @@ def _validate_form(step: StepInfo | None, data: dict[str, Any], dossier_code: st
                                f"(its fields: {listed})")
     for form_field in fields.values():
         if form_field.name not in data or data[form_field.name] in (None, ""):
-            if form_field.required:
+            if form_field.required and form_field.name not in given:
                 hint = f" (one of: {', '.join(form_field.choices)})" if form_field.choices else ""
                 raise InvalidInput(f"dossier {dossier_code}: step {step.id if step else '?'} "
                                    f"needs field {form_field.name!r}{hint}")

@@ -24,6 +24,19 @@ MAX_ID = 100
 #: Largest text and list or object a field may hold (documents themselves are stored
 #: elsewhere; a dossier keeps their references).
 MAX_TEXT, MAX_ITEMS = 1_000_000, 100_000
+#: Whole numbers are stored as JSON: up to 64 bits, as every database and portal reads them.
+MAX_WHOLE = 2**63 - 1
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """What a caller handed in, for an error message: its repr, shortened; a value whose
+    repr cannot be made (an integer of thousands of digits) by its type and size."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - any object may fail to print itself
+        size = value.bit_length() if isinstance(value, int) else None
+        return f"<{type(value).__name__}" + (f" of {size:,} bits>" if size else ">")
+    return text if len(text) <= width else f"{text[:width - 3]}..."
 
 
 def text(name: str, value: Any, *, max_length: int | None = None,
@@ -31,7 +44,8 @@ def text(name: str, value: Any, *, max_length: int | None = None,
     """``value`` as NFC text; InvalidInput when it is not text, is empty (unless
     ``empty``), too long, or holds a NUL character or a lone surrogate."""
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, not {type(value).__name__} ({value!r})")
+        raise InvalidInput(f"{name} must be text, not {type(value).__name__} "
+                           f"({shown(value)})")
     checked = _nfc(name, value)
     if not empty and not checked.strip():
         raise InvalidInput(f"{name} is empty")
@@ -58,6 +72,9 @@ def data(name: str, value: Any, depth: int = 0) -> Any:
                                f"their references)")
         return _nfc(name, value)
     if isinstance(value, int):
+        if not -MAX_WHOLE <= value <= MAX_WHOLE:
+            raise InvalidInput(f"{name} is a whole number of {value.bit_length():,} bits; "
+                               f"numbers are stored up to 64 bits (write longer ones as text)")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -71,7 +88,7 @@ def data(name: str, value: Any, depth: int = 0) -> Any:
         copied: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInput(f"{name} has the key {key!r} ({type(key).__name__}); "
+                raise InvalidInput(f"{name} has the key {shown(key)} ({type(key).__name__}); "
                                    f"keys must be text")
             key = _nfc(f"{name} key", key)
             copied[key] = data(f"{name}.{key}", item, depth + 1)
@@ -93,7 +110,7 @@ def fields(name: str, value: Any) -> dict[str, Any]:
     checked: dict[str, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str):
-            raise InvalidInput(f"{name}: field name {key!r} must be text")
+            raise InvalidInput(f"{name}: field name {shown(key)} must be text")
         key = _nfc(f"{name}: field name", key)
         checked[key] = data(f"{name}: field {key!r}", item, 1)
     return checked
@@ -104,8 +121,8 @@ def codes(name: str, value: Any) -> list[str]:
     text is taken (a generator is read once); one string alone is refused, since it is
     almost always a single code given where a list was meant."""
     if isinstance(value, (str, bytes)):
-        raise InvalidInput(f"{name} must be a list of codes, not one text {value!r} "
-                           f"(write [{value!r}])")
+        raise InvalidInput(f"{name} must be a list of codes, not one text {shown(value)} "
+                           f"(write [{shown(value)}])")
     if isinstance(value, Mapping) or not isinstance(value, Iterable):
         raise InvalidInput(f"{name} must be a list of codes, not {type(value).__name__}")
     found = [identifier(f"{name}[{n}]", item) for n, item in enumerate(value)]

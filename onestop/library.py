@@ -51,9 +51,13 @@ def default_library_path() -> Path:
 def load_library(path: str | Path | None = None, *, catalog: str | Path | None = None) -> Library:
     """Load ``path`` (a folder, default: the shipped library) and its catalogue."""
     root = Path(path) if path is not None else default_library_path()
-    if not root.is_dir():
-        raise ModelError(f"process library folder not found: {root}")
-    files = sorted(p for p in root.rglob("*.bpmn") if p.is_file())
+    try:
+        if not root.is_dir():
+            raise ModelError(f"process library folder not found: {root}")
+        files = sorted(p for p in root.rglob("*.bpmn") if p.is_file())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"process library folder {str(root)[:200]!r} cannot be read: "
+                         f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
     if not files:
         raise ModelError(f"no .bpmn files in {root}")
     models = load_models(files)

@@ -268,7 +268,7 @@ def apology_due(calendar: WorkingCalendar, regime: Regime, appointment_at: datet
         return calendar.add_working_days(appointment_at, -lead.value)
     if lead.unit is Unit.WORKING_HOURS:
         return calendar.add_working_hours(appointment_at, -lead.value)
-    return appointment_at - timedelta(days=int(lead.value))
+    return appointment_at - timedelta(days=float(lead.value))
 
 
 def resumed_appointment(calendar: WorkingCalendar, regime: Regime, appointment_at: datetime,
@@ -366,7 +366,9 @@ def parse_new_appointment(value: Any, calendar: WorkingCalendar) -> datetime:
                 return calendar.end_of_working_day(
                     datetime.combine(day, calendar.sessions[0][0], VIETNAM_TZ))
             instant = datetime.fromisoformat(text)
-        except ValueError as exc:
+            if instant.tzinfo is not None:
+                instant.astimezone(VIETNAM_TZ)
+        except (ValueError, OverflowError) as exc:
             raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an instant: {exc}") \
                 from None
         if instant.tzinfo is None:

@@ -559,3 +559,81 @@ def test_in_inter_agency_work_the_agency_that_caused_the_delay_apologises(make_e
     (apology,) = engine.sla(code).apologies
     assert apology.responsible_agency == "CA-TINH"
     assert apology.new_appointment == at(2025, 7, 18, 17, 0)
+
+
+def test_the_late_path_is_judged_on_the_paused_clock(make_engine, database):
+    """A supplement requested while the prompt is open stops the service-level clock:
+    past the old appointment in calendar time, the dossier is not late yet, so `no` is
+    still an answer, and a letter issued during the pause is in time."""
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = open_engine(make_engine, database, clock)
+    code = warned(engine, clock)
+    ask_supplement(engine, clock, code, at(2025, 7, 8, 15, 0))
+    clock.set(at(2025, 7, 11, 9, 0))                      # past the appointment, paused
+    engine.complete(task(engine, code, "Task_ExplainDelay").id, "pq.cuong",
+                    {"will_be_late": "no"})
+    (assessed,) = kinds(engine, code, EventKind.DELAY_ASSESSED)
+    assert assessed.detail["overdue"] is False
+    assert engine.sla(code).apology_status is ApologyStatus.NOT_NEEDED
+
+
+def test_a_letter_issued_during_a_pause_is_in_time(make_engine, sqlite_url):
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = open_engine(make_engine, sqlite_url, clock)
+    code = warned(engine, clock)
+    ask_supplement(engine, clock, code, at(2025, 7, 8, 15, 0))
+    clock.set(at(2025, 7, 11, 9, 0))
+    engine.complete(task(engine, code, "Task_ExplainDelay").id, "pq.cuong",
+                    {"will_be_late": "yes", "delay_reason": "Chậm",
+                     "new_appointment": "2025-07-16"})
+    engine.complete(task(engine, code, "Task_IssueApology").id, "tn.an")
+    (apology,) = engine.sla(code).apologies
+    assert apology.in_time
+    assert engine.sla(code).apology_status is ApologyStatus.IN_TIME
+
+
+def test_a_proposal_moves_with_the_appointment_when_a_pause_comes_between(make_engine,
+                                                                          database):
+    """The head proposes Friday (a day after the appointment); a supplement then pauses
+    the clock for three working days: the letter sets the proposal moved as the
+    appointment moved, instead of refusing it as no longer later."""
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = open_engine(make_engine, database, clock)
+    code = warned(engine, clock)
+    engine.complete(task(engine, code, "Task_ExplainDelay").id, "pq.cuong",
+                    {"will_be_late": "yes", "delay_reason": "Chờ xác minh",
+                     "new_appointment": "2025-07-11"})
+    ask_supplement(engine, clock, code, at(2025, 7, 8, 15, 0))
+    clock.set(at(2025, 7, 11, 15, 0))                     # 3 working days later
+    engine.complete(task(engine, code, "Task_ReceiveResolutionSupplement").id, "tn.an")
+    assert engine.dossier(code).appointment_at == at(2025, 7, 15, 8, 10)
+    dossier = engine.complete(task(engine, code, "Task_IssueApology").id, "tn.an")
+    assert dossier.appointment_at == at(2025, 7, 16, 17, 0)   # Friday 17:00 + 3 wd
+
+
+def test_a_new_appointment_in_the_past_is_refused(make_engine, sqlite_url):
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = open_engine(make_engine, sqlite_url, clock)
+    code = warned(engine, clock)
+    engine.complete(task(engine, code, "Task_ExplainDelay").id, "pq.cuong",
+                    {"will_be_late": "yes", "delay_reason": "Chậm",
+                     "new_appointment": "2025-07-11"})
+    clock.set(at(2025, 7, 14, 9, 0))                      # the desk sat on the letter
+    with pytest.raises(RuleViolation, match="has already passed"):
+        engine.complete(task(engine, code, "Task_IssueApology").id, "tn.an")
+
+
+def test_a_proactive_reason_counts_on_the_prompt_after_the_due_instant(make_engine,
+                                                                       sqlite_url):
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = open_engine(make_engine, sqlite_url, clock)
+    code = warned(engine, clock)
+    engine.complete(task(engine, code, "Task_ExplainDelay").id, "pq.cuong",
+                    {"will_be_late": "no"})
+    clock.set(at(2025, 7, 9, 10, 0))
+    dossier = engine.start_apology(code, "lv.binh", reason="Kiểm tra thực địa")
+    assert "Task_ExplainLate" in dossier.current_steps      # the due-instant prompt, early
+    engine.complete(task(engine, code, "Task_ExplainLate").id, "pq.cuong",
+                    {"new_appointment": "2025-07-15"})
+    engine.complete(task(engine, code, "Task_IssueApology").id, "tn.an")
+    assert engine.sla(code).apologies[0].reason == "Kiểm tra thực địa"

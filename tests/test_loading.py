@@ -321,3 +321,32 @@ def test_a_path_that_cannot_be_read_is_a_model_error(tmp_path):
         load_models([tmp_path / "nul\x00.bpmn"])
     with pytest.raises(ModelError, match="cannot read"):
         load_models([tmp_path])
+
+
+def test_a_user_task_id_shared_with_a_called_process_is_refused(tmp_path):
+    """An officer's task is known by its step id (its form, its role): a process and the
+    process it calls may not both use one for a user task."""
+    head = ('<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions '
+            'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+            'xmlns:onestop="urn:onestop:bpmn:1" id="D{n}" targetNamespace="urn:x">')
+    (tmp_path / "main.bpmn").write_text(head.format(n=1) + """
+      <bpmn:process id="main" isExecutable="true"><bpmn:startEvent id="S"/>
+        <bpmn:sequenceFlow id="F1" sourceRef="S" targetRef="Task_Review"/>
+        <bpmn:userTask id="Task_Review" onestop:role="receiving_officer" onestop:form="a"/>
+        <bpmn:sequenceFlow id="F2" sourceRef="Task_Review" targetRef="C"/>
+        <bpmn:callActivity id="C" calledElement="sub"/>
+        <bpmn:sequenceFlow id="F3" sourceRef="C" targetRef="E"/><bpmn:endEvent id="E"/>
+      </bpmn:process></bpmn:definitions>""", encoding="utf-8")
+    (tmp_path / "sub.bpmn").write_text(head.format(n=2) + """
+      <bpmn:process id="sub" isExecutable="true"><bpmn:startEvent id="S2"/>
+        <bpmn:sequenceFlow id="G1" sourceRef="S2" targetRef="Task_Review"/>
+        <bpmn:userTask id="Task_Review" onestop:role="receiving_officer" onestop:form="b"/>
+        <bpmn:sequenceFlow id="G2" sourceRef="Task_Review" targetRef="E2"/>
+        <bpmn:endEvent id="E2"/>
+      </bpmn:process></bpmn:definitions>""", encoding="utf-8")
+    files = [tmp_path / "main.bpmn", tmp_path / "sub.bpmn"]
+    with pytest.raises(ModelError, match="'Task_Review' is used both in process 'main' and "
+                                         "in process 'sub'"):
+        load_models(files)
+    assert any("is used both in process" in f.message and f.severity == ERROR
+               for f in lint(files))

@@ -5,7 +5,7 @@ failed commit leaves nothing behind — not in the database, not in the engine's
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import pytest
@@ -203,3 +203,95 @@ def test_a_failed_commit_leaves_nothing_behind_in_the_database_or_the_cache(
     assert dossier.current_steps == ("Task_Digitize",)
     kinds = [e.kind for e in engine.history(code)]
     assert kinds.count(EventKind.COMPLETED) == 1
+
+
+def warned(engine: Engine, clock: ManualClock) -> str:
+    code = in_resolution(engine, clock)
+    engine.complete(step(engine, code, "Task_Examine").id, "lv.binh", {"verdict": "approve"})
+    engine.start_apology(code, "lv.binh")                  # the prompt opens
+    return code
+
+
+def test_the_signature_that_ends_a_resolution_and_an_answer_to_its_prompt_race(
+        make_engine, database):
+    """Signing ends the resolution and withdraws the late path's prompt; answering the
+    prompt at the same moment locks the same dossier. One order or the other, never a
+    deadlock: the answer either lands first or finds its task gone."""
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    one = staffed(make_engine(database, clock=clock))
+    other = make_engine(database, clock=clock)
+    for _ in range(TRIALS // 4):
+        code = warned(one, clock)
+        sign, answer = step(one, code, "Task_Approve"), step(one, code, "Task_ExplainDelay")
+        later = (clock.now() + timedelta(days=40)).isoformat()
+        signed, answered = race(
+            lambda t=sign.id: one.complete(t, "pq.cuong"),
+            lambda t=answer.id, later=later: other.complete(t, "pq.cuong", {
+                "will_be_late": "yes", "delay_reason": "Chậm", "new_appointment": later}))
+        assert not isinstance(signed, Exception), repr(signed)
+        assert not isinstance(answered, Exception) or type(answered) is TaskNotOpen, \
+            repr(answered)
+        assert "Task_ReturnResult" in one.dossier(code).current_steps
+
+
+def test_a_command_waits_for_a_locked_dossier_no_longer_than_the_lock_timeout(
+        make_engine, database, clock):
+    engine = staffed(make_engine(database, clock=clock, lock_timeout=0.2))
+    code = receive(engine)
+    task = step(engine, code, "Task_CheckDossier")
+    holder = make_engine(database, clock=clock)
+    with holder._store.write() as tx:                     # another session holds the row
+        if database.startswith("postgresql"):
+            from sqlalchemy import text
+            tx.conn.execute(text("SELECT id FROM onestop_dossiers FOR UPDATE"))
+        with pytest.raises(StoreError, match="lock"):
+            engine.complete(task.id, "tn.an", {"outcome": "accept"})
+    assert engine.complete(task.id, "tn.an", {"outcome": "accept"}).current_steps == \
+        ("Task_Digitize",)
+
+
+def test_engines_starting_together_on_a_new_database_both_start(database, clock, tmp_path):
+    from .conftest import _reset_postgres
+
+    for attempt in range(4):
+        url = database if database.startswith("postgresql") else \
+            f"sqlite:///{tmp_path / f'boot{attempt}.db'}"
+        if database.startswith("postgresql"):
+            _reset_postgres(url)
+        started = race(lambda u=url: Engine(u, clock=clock), lambda u=url: Engine(u, clock=clock))
+        assert all(isinstance(e, Engine) for e in started), started
+        for engine in started:
+            engine.close()
+
+
+def test_one_engine_shared_by_a_portal_s_threads(make_engine, database):
+    """A portal backend serves requests from a thread pool with one engine: dossiers
+    received and worked on from several threads at once all move on correctly."""
+    clock = ManualClock(at(2025, 7, 7, 8, 0))
+    engine = staffed(make_engine(database, clock=clock))
+    failures: list[BaseException] = []
+    codes: list[str] = []
+
+    def desk_work(n: int) -> None:
+        try:
+            for _ in range(6):
+                code = receive(engine)
+                codes.append(code)
+                for name, data in (("Task_CheckDossier", {"outcome": "accept"}),
+                                   ("Task_Digitize", {}), ("Task_Transfer", {})):
+                    engine.complete(step(engine, code, name).id,
+                                    ("tn.an", "vt.mai")[n % 2], data)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=desk_work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(set(codes)) == 24
+    for code in codes:
+        assert engine.dossier(code).current_steps == ("Task_Examine",)
+        kinds = [e.kind for e in engine.history(code)]
+        assert kinds.count(EventKind.COMPLETED) == 3

@@ -343,5 +343,86 @@ def test_a_multi_instance_cardinality_beyond_the_limit_is_refused(make_engine, s
             dossier = engine.receive("9.000009", applicant={"name": "A"}, officer="tn.an")
             assert dossier.current_steps == ("T0",) * 3
             continue
-        with pytest.raises(ProcessError, match="runs 0 to 1000 instances"):
+        with pytest.raises(ProcessError, match="runs a whole number of 0 to 1000 instances"):
             engine.receive("9.000009", applicant={"name": "A"}, officer="tn.an")
+
+
+HUGE = 10**5000      # repr() of it fails: past Python's limit on integer-to-text digits
+
+
+def test_values_that_cannot_even_be_printed_are_refused_by_name(make_engine, sqlite_url,
+                                                                clock, tmp_path):
+    engine = make_engine(sqlite_url)
+    code, task = prepared(engine)
+    cases: list[tuple[Callable[[], Any], type[OnestopError]]] = [
+        (lambda: engine.dossier(HUGE), DossierNotFound),  # type: ignore[arg-type]
+        (lambda: engine.task(HUGE), TaskNotFound),  # type: ignore[arg-type]
+        (lambda: engine.inbox(HUGE), UnknownOfficer),  # type: ignore[arg-type]
+        (lambda: engine.complete(task, HUGE), UnknownOfficer),  # type: ignore[arg-type]
+        (lambda: engine.complete(task, "tn.an", {"outcome": "accept", "note": HUGE}),
+         InvalidInput),
+        (lambda: engine.complete(task, "tn.an", {"outcome": "accept", "note": 2**64}),
+         InvalidInput),
+        (lambda: engine.receive("2.000575", applicant={"n": HUGE}, officer="tn.an"),
+         InvalidInput),
+        (lambda: engine.receive("2.000575", applicant={}, channel=HUGE), InvalidInput),
+        (lambda: engine.start_apology(code, "lv.binh", reason=HUGE), InvalidInput),  # type: ignore
+        (lambda: Officer("a", HUGE, {}), InvalidInput),  # type: ignore[arg-type]
+        (lambda: clock.advance(days=float("inf")), InvalidInput),
+        (lambda: clock.advance(days=float("nan")), InvalidInput),
+        (lambda: clock.advance(days=10**7), InvalidInput),
+        (lambda: Engine(str(tmp_path / "\ud800.db"), clock=clock), InvalidInput),
+        (lambda: Engine(str(tmp_path / "x.db"), clock=clock, library="x" * 5000), ModelError),
+    ]
+    for number, (call, error) in enumerate(cases):
+        try:
+            call()
+        except error:
+            continue
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            pytest.fail(f"case {number}: {type(exc).__name__}: {str(exc)[:200]}")
+        pytest.fail(f"case {number}: no {error.__name__}")
+
+
+def timer_library(folder: Path, timer: str) -> Path:
+    """The chain library with a timer at ``timer`` before its officer's step."""
+    chain_library(folder, 1)
+    model = (folder / "chain.bpmn").read_text(encoding="utf-8")
+    (folder / "chain.bpmn").write_text(model.replace(
+        '<bpmn:task id="T0"/>',
+        '<bpmn:intermediateCatchEvent id="T0"><bpmn:timerEventDefinition><bpmn:timeDate>'
+        f'{timer}</bpmn:timeDate></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>'),
+        encoding="utf-8")
+    return folder
+
+
+def test_a_timer_that_cannot_fall_due_is_an_error_naming_it(make_engine, sqlite_url,
+                                                            tmp_path):
+    engine = make_engine(sqlite_url, library=timer_library(tmp_path / "lib",
+                                                           "9999-12-31T23:00:00-10:00"))
+    engine.add_officer(Officer("tn.an", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}))
+    with pytest.raises(ProcessError, match="element 'T0': timer: the due instant cannot be"):
+        engine.receive("9.000009", applicant={"name": "A"}, officer="tn.an")
+
+
+def test_a_multi_instance_collection_beyond_the_limit_is_refused(make_engine, sqlite_url,
+                                                                 tmp_path):
+    folder = chain_library(tmp_path / "lib", 1)
+    model = (folder / "chain.bpmn").read_text(encoding="utf-8")
+    (folder / "chain.bpmn").write_text(model.replace(
+        '<bpmn:task id="T0"/>',
+        '<bpmn:userTask id="Pick" onestop:role="receiving_officer" onestop:agency="desk" '
+        'onestop:form="items"/><bpmn:sequenceFlow id="FP" sourceRef="Pick" targetRef="T0"/>'
+        '<bpmn:userTask id="T0" onestop:role="receiving_officer" onestop:agency="desk">'
+        '<bpmn:multiInstanceLoopCharacteristics><bpmn:loopDataInputRef>items'
+        '</bpmn:loopDataInputRef><bpmn:inputDataItem id="item" name="item"/>'
+        '</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>').replace(
+        'targetRef="T0"/>\n    <bpmn:intermediate', 'targetRef="T0"/>').replace(
+        'sourceRef="S" targetRef="T0"', 'sourceRef="S" targetRef="Pick"'), encoding="utf-8")
+    engine = make_engine(sqlite_url, library=folder)
+    engine.add_officer(Officer("tn.an", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}))
+    pick = engine.receive("9.000009", applicant={"name": "A"}, officer="tn.an").open_tasks[0]
+    with pytest.raises(ProcessError, match="holds 5000 items; a multi-instance activity"):
+        engine.complete(pick.id, "tn.an", {"items": list(range(5000))})
+    dossier = engine.complete(pick.id, "tn.an", {"items": ["a", "b"]})
+    assert dossier.current_steps == ("T0", "T0")

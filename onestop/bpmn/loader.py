@@ -198,6 +198,7 @@ def _build_models(documents: Mapping[str, "_Document"],
         with _reported(documents, name, process_id):
             used = {process_id, *subprocesses}
             model_steps = {pid: steps_of(pid) for pid in used}
+            _unique_tasks(process_id, sorted(used), model_steps, processes, name)
             roles = {sid: s.role for per in model_steps.values() for sid, s in per.items()}
             for built in (spec, *subprocesses.values()):
                 adopt_automatic(built, roles)
@@ -210,6 +211,27 @@ def _build_models(documents: Mapping[str, "_Document"],
             models[process_id] = _build(process_id, spec.description or process_id, name,
                                         spec, dict(subprocesses), model_steps)
     return models
+
+
+def _unique_tasks(process_id: str, used: Iterable[str],
+                  steps: Mapping[str, Mapping[str, StepInfo]],
+                  processes: Mapping[str, tuple["_Document", etree._Element]],
+                  name: str) -> None:
+    """Refuse a user or manual task id that the process and a process it calls both use:
+    an officer's task is known by its step id (its form, its role), which must say which
+    one."""
+    seen: dict[str, str] = {}
+    for pid in used:
+        for sid, info in steps.get(pid, {}).items():
+            if info.kind not in ("userTask", "manualTask"):
+                continue
+            other = seen.setdefault(sid, pid)
+            if other != pid:
+                found = processes.get(pid)
+                raise ModelError(f"user task id {sid!r} is used both in process {other!r} "
+                                 f"and in process {pid!r}, which run together when "
+                                 f"{process_id!r} runs; give one of them another id",
+                                 file=found[0].name if found else name, element=sid)
 
 
 #: The longest chain of steps one process may have: SpiffWorkflow looks for a workflow's

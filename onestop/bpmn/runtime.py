@@ -55,12 +55,13 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):
         scope = dict(external_context or {})
         scope.update(context)
         result = self._sandbox.evaluate(expression, scope)
-        if expression in _CARDINALITIES and isinstance(result, int) \
-                and not 0 <= result <= MAX_INSTANCES:
+        if expression in _CARDINALITIES and (not isinstance(result, int)
+                                             or isinstance(result, bool)
+                                             or not 0 <= result <= MAX_INSTANCES):
             # SpiffWorkflow would create that many task instances at once.
-            raise BudgetExceeded(f"the loop cardinality {expression.strip()!r} is {result}; "
-                                 f"a multi-instance activity runs 0 to {MAX_INSTANCES} "
-                                 f"instances")
+            raise BudgetExceeded(f"the loop cardinality {expression.strip()!r} is "
+                                 f"{_short(result)}; a multi-instance activity runs a whole "
+                                 f"number of 0 to {MAX_INSTANCES} instances")
         return result
 
     def execute(self, script: str, context: dict[str, Any],
@@ -100,6 +101,9 @@ def script_engine(connectors: Mapping[str, Connector] | None) -> PythonScriptEng
 
 
 _DICTIONARIES: dict[str, bytes] = {}
+#: A reached task's state, as the late path counts it.
+_REACHED = {SpiffState.READY: "open", SpiffState.COMPLETED: "done",
+            SpiffState.CANCELLED: "withdrawn"}
 #: The most instances a multi-instance activity may run, and the cardinality expressions
 #: of the models instances were made of (their results are checked against it).
 MAX_INSTANCES = 1000
@@ -108,6 +112,8 @@ _COUNTED: set[str] = set()
 
 
 def _note_cardinalities(model: ProcessModel) -> None:
+    """Register the model's loop cardinalities, and bound the collections its
+    multi-instance activities iterate over (once per model)."""
     if model.spec_hash in _COUNTED:
         return
     for spec in (model.spec, *model.subprocess_specs.values()):
@@ -115,7 +121,39 @@ def _note_cardinalities(model: ProcessModel) -> None:
             cardinality = getattr(task_spec, "cardinality", None)
             if isinstance(cardinality, str) and cardinality.strip():
                 _CARDINALITIES.add(cardinality)
+            collection = getattr(task_spec, "data_input", None)
+            if collection is not None and not isinstance(collection, _BoundedInput):
+                task_spec.data_input = _BoundedInput(collection)
     _COUNTED.add(model.spec_hash)
+
+
+def _short(value: Any) -> str:
+    """A value for an error message: its repr, shortened; an enormous one by its type."""
+    try:
+        shown = repr(value)
+    except ValueError:
+        return f"a {type(value).__name__} too large to print"
+    return shown if len(shown) <= 60 else f"{shown[:57]}..."
+
+
+class _BoundedInput:
+    """A multi-instance activity's input collection, refused when it holds more items
+    than a multi-instance activity may run (the model's spec is already stored: this
+    only wraps what SpiffWorkflow reads at run time)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def get(self, my_task: Any) -> Any:
+        found = self._inner.get(my_task)
+        if hasattr(found, "__len__") and len(found) > MAX_INSTANCES:
+            raise BudgetExceeded(f"the collection {self._inner.bpmn_id!r} holds {len(found)} "
+                                 f"items; a multi-instance activity runs 0 to "
+                                 f"{MAX_INSTANCES} instances")
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 _LATE_PATHS: dict[str, dict[str, tuple[StepInfo | None, StepInfo | None]]] = {}
 _HAS_LATE: dict[str, bool] = {}
 
@@ -431,11 +469,37 @@ class Instance:
         return merged
 
     def update_task_data(self, task_id: str, values: Mapping[str, Any]) -> None:
-        """Fill in data of a ready task (what it is handed before an officer opens it)."""
+        """Fill in data of a ready task (what it is handed before an officer opens it);
+        :meth:`prefilled` remembers which fields."""
         task = self._workflow.get_task_from_id(UUID(task_id))
         if task is None or task.state != SpiffState.READY:
             raise ProcessError(f"task {task_id} is not ready")
         task.data.update(values)
+        filled = set(task._get_internal_data("onestop_prefilled", None) or ())
+        task._set_internal_data(onestop_prefilled=sorted(filled | set(values)))
+
+    def late_steps(self) -> list[tuple[str, str]]:
+        """The late-path part (``propose`` or ``apology``) of each step marked
+        ``onestop:sla`` the process has reached, and where it stands: ``open``, ``done``
+        or ``withdrawn``."""
+        if not self._late:
+            return []
+        found = []
+        for workflow in [self._workflow, *self._workflow.subprocesses.values()]:
+            for task in workflow.tasks.values():
+                if not task.task_spec.manual or task.state not in _REACHED:
+                    continue
+                step = self._step(task)
+                if step.sla:
+                    found.append((step.sla, _REACHED[task.state]))
+        return found
+
+    def prefilled(self, task_id: str) -> set[str]:
+        """The fields :meth:`update_task_data` filled in on a task."""
+        task = self._workflow.get_task_from_id(UUID(task_id))
+        found = task._get_internal_data("onestop_prefilled", None) if task is not None \
+            else None
+        return set(found or ())
 
     def task_data(self, task_id: str) -> dict[str, Any]:
         """The data a ready task sees (the process data at that step)."""
@@ -529,6 +593,9 @@ def _translated(task: SpiffTask | None) -> Iterator[None]:
     except RecursionError:
         raise ProcessError("the process runs through more steps in one go than the engine "
                            "can follow; split the chain of automatic steps") from None
+    except Exception as exc:  # noqa: BLE001 - what a model makes SpiffWorkflow do is its
+        element = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+        raise ProcessError(f"{type(exc).__name__}: {exc}", element=element) from None
 
 
 def _process_error(exc: SpiffWorkflowException, task: SpiffTask | None) -> ProcessError:

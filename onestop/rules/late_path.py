@@ -86,18 +86,24 @@ class LatePathState:
     open: bool = False
 
 
-def late_path_state(events: Iterable[tuple[str, str | None, Mapping[str, Any] | None]],
-                    part_of: Callable[[str | None], str | None],
-                    open_now: bool) -> LatePathState:
-    """Fold ``(kind, step, detail)`` event entries, oldest first; ``part_of`` tells the
-    late-path part (``propose``, ``apology`` or None) of a step id."""
-    apologies, prompted = 0, False
-    for kind, step, detail in events:
-        if kind == "appointment_set" and (detail or {}).get("reason") == "apology":
-            apologies, prompted = apologies + 1, False
-        elif kind == "task_ready" and part_of(step) == PROPOSE:
-            prompted = True
-    return LatePathState(apologies, prompted, open_now)
+#: Where a late-path step stands in a dossier's process: open now, done, withdrawn.
+OPEN, DONE, WITHDRAWN = "open", "done", "withdrawn"
+
+
+def late_path_state_of(steps: Iterable[tuple[str, str]]) -> LatePathState:
+    """The late path's state from the ``(part, where)`` of each of its steps the process
+    has reached (``where``: :data:`OPEN`, :data:`DONE` or :data:`WITHDRAWN`): each letter
+    done is an apology; the agency was asked since the last one when more prompts were
+    reached than letters done (every letter follows a prompt)."""
+    apologies = prompts = 0
+    is_open = False
+    for part, where in steps:
+        is_open |= where == OPEN
+        if part == APOLOGY and where == DONE:
+            apologies += 1
+        elif part == PROPOSE:
+            prompts += 1
+    return LatePathState(apologies, prompts > apologies, is_open)
 
 
 def timer_instants(state: LatePathState, regime: Regime, appointment_at: datetime | None,
@@ -137,34 +143,36 @@ class Answer:
         return found
 
 
-def answer(values: Mapping[str, Any], *, asks: bool, now: datetime,
+def answer(values: Mapping[str, Any], *, asks: bool, now: datetime, clock_at: datetime,
            appointment_at: datetime | None, regime: Regime, apologies: int,
            calendar: WorkingCalendar, dossier: str, step: str) -> Answer:
     """Check the prompt's answer (``values``: the process data with the form's fields)
     before the step completes. ``asks``: the step's form has the ``will_be_late``
-    question (the prompt after the due instant does not). :class:`RuleViolation` or
-    :class:`InvalidInput` naming the dossier and step otherwise."""
+    question (the prompt after the due instant does not). ``clock_at`` is where the
+    service-level clock stands (``now``, or the instant a supplement paused it).
+    :class:`RuleViolation` or :class:`InvalidInput` naming the dossier and step
+    otherwise."""
     if appointment_at is None:
         raise RuleViolation(f"dossier {dossier} has no appointment yet; there is nothing "
                             f"to re-appoint")
     if asks and values.get(WILL_BE_LATE) == NO:
-        if now > appointment_at:
+        if clock_at > appointment_at:
             raise RuleViolation(
                 f"dossier {dossier}: the appointment {appointment_at.isoformat()} has "
                 f"passed, so the dossier is late: step {step} takes {WILL_BE_LATE!r} = "
                 f"{YES!r} with {DELAY_REASON!r} and {NEW_APPOINTMENT!r}")
         return Answer(False)
-    reason, new = reappointment(values, appointment_at=appointment_at, regime=regime,
-                                apologies=apologies, calendar=calendar, dossier=dossier,
-                                step=step)
+    reason, new = reappointment(values, now=now, appointment_at=appointment_at,
+                                regime=regime, apologies=apologies, calendar=calendar,
+                                dossier=dossier, step=step)
     return Answer(True, reason, new)
 
 
-def reappointment(values: Mapping[str, Any], *, appointment_at: datetime, regime: Regime,
-                  apologies: int, calendar: WorkingCalendar, dossier: str,
+def reappointment(values: Mapping[str, Any], *, now: datetime, appointment_at: datetime,
+                  regime: Regime, apologies: int, calendar: WorkingCalendar, dossier: str,
                   step: str) -> tuple[str, datetime]:
     """The delay reason and the new appointment a proposal gives, checked against the
-    regime's limit and the current appointment."""
+    regime's limit, the current appointment and the present."""
     if apologies >= regime.max_reappointments:
         raise RuleViolation(f"dossier {dossier}: regime {regime.code} allows "
                             f"{regime.max_reappointments} re-appointment(s) and the dossier "
@@ -185,26 +193,51 @@ def reappointment(values: Mapping[str, Any], *, appointment_at: datetime, regime
         raise RuleViolation(f"dossier {dossier}: the new appointment {new.isoformat()} "
                             f"must be later than the current one "
                             f"{appointment_at.isoformat()}")
+    if new <= now:
+        raise RuleViolation(f"dossier {dossier}: the new appointment {new.isoformat()} "
+                            f"has already passed")
     return str(values[DELAY_REASON]).strip(), new
 
 
-def letter(values: Mapping[str, Any], *, now: datetime, appointment_at: datetime | None,
-           latest: datetime | None, regime: Regime, apologies: int,
-           calendar: WorkingCalendar, responsible: str | None, dossier: str,
-           step: str) -> tuple[datetime, dict[str, Any]]:
+def moved_with_the_appointment(values: Mapping[str, Any], proposal: Mapping[str, Any],
+                               appointment_at: datetime | None,
+                               calendar: WorkingCalendar) -> Mapping[str, Any]:
+    """``values`` with the proposed new appointment moved as the appointment moved since
+    the proposal (a supplement paused the clock in between): a proposal keeps its
+    distance, in working time, from the appointment it was made against."""
+    then = proposal.get("appointment")
+    if appointment_at is None or not then or not values.get(NEW_APPOINTMENT):
+        return values
+    try:
+        proposed = parse_new_appointment(values[NEW_APPOINTMENT], calendar)
+        before = datetime.fromisoformat(then)
+    except (ValueError, TypeError):
+        return values           # refused with its reason by the checks that follow
+    if before == appointment_at:
+        return values
+    moved = calendar.from_axis(calendar.to_axis(proposed) + calendar.to_axis(appointment_at)
+                               - calendar.to_axis(before))
+    return {**values, NEW_APPOINTMENT: moved.isoformat()}
+
+
+def letter(values: Mapping[str, Any], *, now: datetime, clock_at: datetime,
+           appointment_at: datetime | None, latest: datetime | None, regime: Regime,
+           apologies: int, calendar: WorkingCalendar, responsible: str | None,
+           dossier: str, step: str) -> tuple[datetime, dict[str, Any]]:
     """The new appointment the desk's letter sets, and the ``appointment_set`` detail:
     the reason, the responsible agency, the regime's form number, the latest lawful
     instant, whether the letter is issued by then (``in_time``) and whether after the
-    due instant (``after_due``)."""
+    due instant (``after_due``), both on the service-level clock (``clock_at``: now, or
+    the instant a supplement paused it)."""
     if appointment_at is None:
         raise RuleViolation(f"dossier {dossier} has no appointment yet; there is nothing "
                             f"to re-appoint")
-    reason, new = reappointment(values, appointment_at=appointment_at, regime=regime,
-                                apologies=apologies, calendar=calendar, dossier=dossier,
-                                step=step)
+    reason, new = reappointment(values, now=now, appointment_at=appointment_at,
+                                regime=regime, apologies=apologies, calendar=calendar,
+                                dossier=dossier, step=step)
     return new, {"appointment": new.isoformat(), "previous": appointment_at.isoformat(),
                  "reason": "apology", "delay_reason": reason, "responsible": responsible,
                  "form": regime.forms.get("apology"),
                  "latest": latest.isoformat() if latest else None,
-                 "in_time": latest is not None and now <= latest,
-                 "after_due": now > appointment_at}
+                 "in_time": latest is not None and clock_at <= latest,
+                 "after_due": clock_at > appointment_at}

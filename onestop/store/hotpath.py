@@ -35,6 +35,8 @@ _TASK_FOR = (
     " AND r.role = t.role"
     " WHERE t.id = ?")
 _DELETE_TASK = "DELETE FROM onestop_tasks WHERE id = ?"
+_LOCK_TASK_DOSSIER = ("SELECT id FROM onestop_dossiers WHERE id = "
+                      "(SELECT dossier_id FROM onestop_tasks WHERE id = ?) FOR UPDATE")
 # The task an officer completes: still open, and not claimed by someone else meanwhile.
 _TAKE_TASK = ("DELETE FROM onestop_tasks WHERE id = ? AND (claimed_by IS NULL "
               "OR claimed_by = ?)")
@@ -227,11 +229,16 @@ class HotPath:
         return self._cursor
 
     def task_for(self, task_id: str, officer_id: str) -> TaskRow | None:
-        """The open task, its dossier and the officer's standing, both rows locked until
-        the command ends. On PostgreSQL the task row is locked too, so a command that
-        waited for another one reads the task as that one left it (claimed, or gone)."""
-        statement = _TASK_FOR + (" FOR UPDATE OF t, d" if self._postgres else "")
-        row = self._run(statement, (officer_id, officer_id, task_id)).fetchone()
+        """The open task, its dossier and the officer's standing, the dossier locked until
+        the command ends (SQLite's write lock covers everything already).
+
+        On PostgreSQL every command locks the dossier row first and only then touches
+        its tasks and timers, so two commands on one dossier queue instead of
+        deadlocking; the task is read after the lock is held, as the command before
+        left it (claimed, or gone)."""
+        if self._postgres:
+            self._run(_LOCK_TASK_DOSSIER, (task_id,))
+        row = self._run(_TASK_FOR, (officer_id, officer_id, task_id)).fetchone()
         return TaskRow(row) if row is not None else None
 
     def delete_task(self, task_id: str) -> None:

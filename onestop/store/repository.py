@@ -26,10 +26,11 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     tuple_,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import InvalidInput, StoreError
 from ..model import Officer
@@ -74,6 +75,11 @@ class Store:
             raise InvalidInput(f"lock_timeout is the seconds a command waits for another "
                                f"one's lock (0 to 3600), not {lock_timeout!r}")
         database = str(database)
+        try:
+            database.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput("database path holds a lone surrogate (broken UTF-16), which "
+                               "is not text") from None
         self.url = normalise_url(database)
         try:
             self._sql: SqlEngine = create_engine(self.url)
@@ -88,9 +94,18 @@ class Store:
                 raise StoreError(f"cannot open database {shown}: folder "
                                  f"{Path(target).parent} does not exist")
             _configure_sqlite(self._sql, durability, lock_timeout)
+        elif self._sql.dialect.name == "postgresql":
+            _configure_postgres(self._sql, lock_timeout)
         failures: tuple[type[BaseException], ...] = (SQLAlchemyError, *_driver_errors(self._sql))
         try:
-            schema.metadata.create_all(self._sql)
+            # One engine at a time creates the tables: SQLite takes its write lock first,
+            # PostgreSQL a transaction-scoped advisory lock.
+            with self._sql.connect().execution_options(onestop_write=True) as conn:
+                with conn.begin():
+                    if self._sql.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": _SCHEMA_LOCK})
+                    schema.metadata.create_all(conn)
         except failures as exc:
             self._sql.dispose()
             reason = getattr(exc, "orig", None) or exc
@@ -164,6 +179,10 @@ class Store:
             raise StoreError(f"database {self._shown}: {exc}; {outcome}") from None
 
 
+#: The advisory lock key under which engines create the tables ("onestop" in ASCII).
+_SCHEMA_LOCK = 0x6F6E6573746F70
+
+
 def _driver_errors(sql: SqlEngine) -> tuple[type[BaseException], ...]:
     """The database driver's own error classes (a failure below SQLAlchemy)."""
     error = getattr(sql.dialect.dbapi, "Error", None)
@@ -188,6 +207,17 @@ def _cannot_use(url: str, exc: Exception) -> str:
         return (f"cannot use database {shown}: {problem} the URL as "
                 f"postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE")
     return f"cannot use database {shown}: {exc}"
+
+
+def _configure_postgres(sql: SqlEngine, lock_timeout: float) -> None:
+    @event.listens_for(sql, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # A command waits at most this long for another one's row lock (PostgreSQL's 0
+        # would mean for ever: the shortest wait is a millisecond).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {max(1, int(lock_timeout * 1000))}")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _configure_sqlite(sql: SqlEngine, durability: str, lock_timeout: float) -> None:
@@ -223,11 +253,21 @@ class Tx:
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
                     at: datetime) -> int:
         """Store a model once; returns its id."""
-        found = self.conn.execute(select(specs.c.id).where(specs.c.hash == spec_hash)).scalar()
+        query = select(specs.c.id).where(specs.c.hash == spec_hash)
+        found = self.conn.execute(query).scalar()
         if found is not None:
             return int(found)
-        result = self.conn.execute(insert(specs).values(hash=spec_hash, process_id=process_id,
-                                                        file=file, body=body, loaded_at=at))
+        try:
+            # Another engine starting at the same moment may store the same model first.
+            with self.conn.begin_nested():
+                result = self.conn.execute(insert(specs).values(
+                    hash=spec_hash, process_id=process_id, file=file, body=body,
+                    loaded_at=at))
+        except IntegrityError:
+            found = self.conn.execute(query).scalar()
+            if found is None:
+                raise
+            return int(found)
         key = result.inserted_primary_key
         assert key is not None
         return int(key[0])
