@@ -248,10 +248,12 @@ def test_a_full_database_is_a_store_error_and_stores_nothing(tmp_path, clock):
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL server (set ONESTOP_TEST_POSTGRES)")
-def test_a_postgresql_server_that_drops_its_connections_is_a_store_error(make_engine, database,
-                                                                         clock):
-    if not database.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
+def test_a_postgresql_server_that_drops_its_connections_is_a_store_error(make_engine, clock):
+    from .conftest import _reset_postgres
+
+    assert POSTGRES_URL is not None
+    database = POSTGRES_URL
+    _reset_postgres(database)
     engine = make_engine(database)
     code, task = prepared(engine)
     from sqlalchemy import create_engine, text
