@@ -48,6 +48,18 @@ class BrokenClock:
         raise RuntimeError("NTP unreachable")
 
 
+def each_raises(cases: list[tuple[Callable[[], Any], type[OnestopError]]]) -> None:
+    """Each call raises its error class, and nothing else escapes."""
+    for number, (call, error) in enumerate(cases):
+        try:
+            call()
+        except error:
+            continue
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            pytest.fail(f"case {number}: {type(exc).__name__}: {str(exc)[:200]}")
+        pytest.fail(f"case {number}: no {error.__name__}")
+
+
 def prepared(engine: Engine) -> tuple[str, str]:
     """A dossier and its open task."""
     with_staff(engine)
@@ -170,14 +182,7 @@ def test_every_command_and_query_refuses_wrong_input_with_a_typed_error(make_eng
         (lambda: engine.add_officer(Officer("a", "A", {"NOPE": ["leader"]})), UnknownAgency),
     ]
     before = engine.history(code)
-    for number, (call, error) in enumerate(cases):
-        try:
-            call()
-        except error:
-            continue
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            pytest.fail(f"case {number}: {type(exc).__name__}: {exc}")
-        pytest.fail(f"case {number}: no {error.__name__}")
+    each_raises(cases)
     assert engine.history(code) == before                         # nothing was stored
     assert len(engine.procedures()) == 12
 
@@ -376,14 +381,7 @@ def test_values_that_cannot_even_be_printed_are_refused_by_name(make_engine, sql
         (lambda: Engine(str(tmp_path / "\ud800.db"), clock=clock), InvalidInput),
         (lambda: Engine(str(tmp_path / "x.db"), clock=clock, library="x" * 5000), ModelError),
     ]
-    for number, (call, error) in enumerate(cases):
-        try:
-            call()
-        except error:
-            continue
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            pytest.fail(f"case {number}: {type(exc).__name__}: {str(exc)[:200]}")
-        pytest.fail(f"case {number}: no {error.__name__}")
+    each_raises(cases)
 
 
 def timer_library(folder: Path, timer: str) -> Path:
