@@ -41,7 +41,7 @@ from .model import (
     Task,
     TaskState,
 )
-from .sla import Apology, ApologyStatus, Mark, SlaReport, StepSla
+from .rules.sla import Apology, ApologyStatus, Mark, SlaReport, StepSla
 
 __version__ = "0.1.0"
 

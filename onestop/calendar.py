@@ -30,7 +30,7 @@ import holidays
 
 from .clock import VIETNAM_TZ
 from .duration import Duration, Unit
-from .catalog import read_data_file
+from .datafile import read_data_file
 from .errors import CatalogError, InvalidInput
 
 DEFAULT_SESSIONS = ((time(7, 30), time(11, 30)), (time(13, 0), time(17, 0)))

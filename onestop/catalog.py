@@ -22,12 +22,11 @@ A catalogue is a JSON file (UTF-8)::
 ``docs/catalog.md`` describes it field by field. Loading validates every entry and raises
 :class:`~onestop.errors.CatalogError` naming the file, the entry and the field at fault.
 Whether the regimes that ``regime_overrides`` name exist is checked once the regimes are
-loaded too (:func:`onestop.sla.check_regime_overrides`).
+loaded too (:func:`check_regime_overrides`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from dataclasses import field as _field
@@ -35,8 +34,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .datafile import read_data_file
 from .duration import Duration
 from .errors import CatalogError, UnknownAgency, UnknownProcedure
+from .regimes import OVERRIDABLE_FIELDS, Regime, Regimes, effective_regime, parse_regime_field
 
 SCHEMA = "onestop-catalog/1"
 LEVELS = ("province", "commune", "district", "ministry")
@@ -129,12 +130,10 @@ class Procedure:
         """All fees together, in VND (0: free of charge)."""
         return sum(fee.amount for fee in self.fees)
 
-    def effective_regime(self, regime: Any) -> Any:
-        """``regime`` (a :class:`onestop.sla.Regime`) with this procedure's overrides."""
+    def effective_regime(self, regime: Regime) -> Regime:
+        """``regime`` with this procedure's overrides."""
         if not self.regime_overrides:
             return regime
-        from .sla import effective_regime
-
         return effective_regime(regime, self.regime_overrides)
 
 
@@ -161,24 +160,6 @@ class Catalog:
             return self.agencies[code]
         except (KeyError, TypeError):
             raise UnknownAgency(f"no agency with code {code!r} in the catalogue") from None
-
-
-def read_data_file(path: str | Path) -> Any:
-    """Decode a UTF-8 JSON data file (catalogue, calendars, regimes); a missing file,
-    bad encoding or bad JSON is a :class:`CatalogError` naming the file and place."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CatalogError("file not found", file=name) from None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                           file=name) from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"not valid JSON: {exc.msg} at line {exc.lineno}, "
-                           f"column {exc.colno}", file=name) from None
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -365,9 +346,6 @@ def _fees(value: Any, source: str | None, entry: str) -> tuple[Fee, ...]:
 
 def _regime_overrides(value: Any, source: str | None,
                       entry: str) -> Mapping[str, Mapping[str, Any]]:
-    # sla imports this module; import its rule parser when a catalogue is read.
-    from .sla import OVERRIDABLE_FIELDS, parse_regime_field
-
     if not isinstance(value, dict):
         raise CatalogError("must map regime codes (or '*' for every regime) to rules",
                            file=source, entry=entry, field="regime_overrides")
@@ -448,3 +426,18 @@ def _slug(raw: dict[str, Any], key: str, source: str | None, entry: str | None) 
         raise CatalogError(f"must be a code of letters, digits, '.', '-' or '_'; "
                            f"got {value!r}", file=source, entry=entry, field=key)
     return value
+
+
+def check_regime_overrides(catalog: Catalog, regimes: Regimes) -> None:
+    """Refuse ``regime_overrides`` naming a regime ``regimes`` does not define (the
+    catalogue alone cannot know them): :class:`CatalogError` with the procedure entry and
+    field ``regime_overrides.<CODE>``."""
+    known = {regime.code for regime in regimes.all}
+    for index, procedure in enumerate(catalog.procedures.values()):
+        for code in procedure.regime_overrides:
+            if code != "*" and code not in known:
+                raise CatalogError(
+                    f"no legal regime {code!r} (known: {', '.join(sorted(known)) or 'none'}"
+                    + (f", from {regimes.source}" if regimes.source else "") + ")",
+                    file=catalog.source, entry=f"procedures[{index}] ({procedure.code})",
+                    field=f"regime_overrides.{code}")

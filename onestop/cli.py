@@ -337,7 +337,8 @@ def _export(args: argparse.Namespace) -> None:
 
 def _calendar(args: argparse.Namespace) -> str:
     from .calendar import WorkingTime, load_calendars
-    from .catalog import load_catalog, read_data_file
+    from .catalog import load_catalog
+    from .datafile import read_data_file
     from .duration import Duration, Unit
     from .library import CALENDARS_FILE, CATALOG_FILE, default_library_path
 

@@ -24,7 +24,8 @@ from uuid import UUID
 
 from . import inputs
 from .bpmn import Instance, ProcessModel, StepInfo, WaitingTimer, evaluate, model_from_body
-from .bpmn.extensions import CUTOFF, PORTAL_SENDER, message_senders
+from .allotment import CUTOFF
+from .bpmn.extensions import PORTAL_SENDER, message_senders
 from .bpmn.runtime import Connector, late_path_after, script_engine
 from .bpmn.timers import IsoDuration, literal, read_value, uses_sla
 from .catalog import Agency, Procedure
@@ -57,16 +58,9 @@ from .model import (
     Task,
 )
 from .rules import late_path
-from .sla import (
-    Regime,
-    Regimes,
-    SlaReport,
-    allotment_span,
-    appointment,
-    assess,
-    resumed_appointment,
-    step_deadline,
-)
+from .regimes import Regime, Regimes
+from .rules.deadlines import allotment_span, appointment, resumed_appointment, step_deadline
+from .rules.sla import SlaReport, assess
 from .store import Store, Tx
 from .store.hotpath import DossierRow, HotPath, TaskRow
 

@@ -16,9 +16,9 @@ from typing import Mapping
 
 from .bpmn import ProcessModel, load_models
 from .calendar import Calendars, load_calendars
-from .catalog import BUILTIN_SLOTS, Catalog, Procedure, load_catalog
+from .catalog import BUILTIN_SLOTS, Catalog, Procedure, check_regime_overrides, load_catalog
 from .errors import CatalogError, ModelError
-from .sla import Regimes, check_regime_overrides, load_regimes
+from .regimes import Regimes, load_regimes
 
 CATALOG_FILE = "catalog.json"
 CALENDARS_FILE = "calendars.json"

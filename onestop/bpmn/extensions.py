@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from lxml import etree
 
+from ..allotment import CUTOFF, allotment_share, is_cutoff
 from ..duration import Duration
 from ..errors import ModelError
 from ..model import FormField
@@ -47,11 +48,6 @@ SLA_PARTS = ("propose", "apology")
 PORTAL_SENDER = "portal"
 #: What a timer counts: working time (default) or calendar time.
 CLOCKS = ("working", "calendar")
-_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-#: The allotment of a paper transfer under the cut-off rule: due at the close of the day
-#: the step became ready, or at the end of the next working day's first session when it
-#: became ready at or after the regime's ``transfer_cutoff`` (see ``onestop.sla``).
-CUTOFF = "cutoff"
 
 _CONNECTOR = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -209,20 +205,6 @@ def message_senders(step: StepInfo) -> frozenset[str]:
     that names nobody takes messages from the portal only."""
     names = frozenset(n for n in (step.role or "").split(",") if n)
     return names or frozenset({PORTAL_SENDER})
-
-
-def is_cutoff(allotment: str | None) -> bool:
-    """Whether an allotment is the transfer cut-off rule (``"cutoff"``)."""
-    return allotment is not None and allotment.strip() == CUTOFF
-
-
-def allotment_share(text: str) -> float:
-    """The share of the legal time an allotment such as ``"20%"`` gives (0.2)."""
-    match = _SHARE.match(text)
-    if match is None or not 0 < float(match.group(1)) <= 100:
-        raise ValueError(f"'{text}' is not a share: write a percentage from 0 to 100, "
-                         f"e.g. '20%'")
-    return float(match.group(1)) / 100
 
 
 def parse_form(text: str, fail: Callable[[str], ModelError]) -> tuple[FormField, ...]:

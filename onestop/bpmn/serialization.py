@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import zlib
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -41,7 +41,15 @@ from .timers import TIMER_CONFIG
 if TYPE_CHECKING:
     from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 
-    from .loader import ProcessModel
+
+class _Specs(Protocol):
+    """What a state is restored against: a model's process spec and its callees'."""
+
+    @property
+    def spec(self) -> Any: ...
+
+    @property
+    def subprocess_specs(self) -> Mapping[str, Any]: ...
 
 STATE_FORMAT = 3
 
@@ -141,7 +149,7 @@ def _encode_workflow(workflow: Any, registry: Any,
     return f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
 
 
-def load_state(blob: bytes, model: "ProcessModel", script_engine: Any,
+def load_state(blob: bytes, model: _Specs, script_engine: Any,
                dictionary: bytes | None = None) -> BpmnWorkflow:
     """Rebuild a workflow from :func:`dump_state` output and its model."""
     if len(blob) > 1 and blob[1] & 0x20:   # zlib header: compressed with a preset dictionary

@@ -35,7 +35,8 @@ from typing import Any, Callable, Iterable, Mapping
 from ..calendar import WorkingCalendar
 from ..duration import Duration
 from ..errors import InvalidInput, RuleViolation
-from ..sla import Regime, apology_due, parse_new_appointment
+from ..regimes import Regime
+from .deadlines import apology_due, parse_new_appointment
 
 #: The parts a step plays on the late path (``onestop:sla``).
 PROPOSE, APOLOGY = "propose", "apology"
