@@ -23,7 +23,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from uuid import UUID
 
 from . import inputs
-from .bpmn import Instance, ProcessModel, StepInfo, WaitingTimer, evaluate, model_from_body
+from .bpmn import (
+    Instance,
+    ProcessModel,
+    StepInfo,
+    WaitingTimer,
+    evaluate,
+    model_dictionary,
+    model_from_body,
+)
 from .allotment import CUTOFF
 from .bpmn.extensions import PORTAL_SENDER, message_senders
 from .bpmn.runtime import Connector, late_path_after, script_engine
@@ -61,8 +69,7 @@ from .rules import late_path
 from .regimes import Regime, Regimes
 from .rules.deadlines import allotment_span, appointment, resumed_appointment, step_deadline
 from .rules.sla import SlaReport, assess
-from .store import Store, Tx
-from .store.hotpath import DossierRow, HotPath, TaskRow
+from .store import DossierRow, OpenTaskRow, TaskRow, Unit, open_store
 
 #: The role that receives dossiers at a one-stop desk.
 RECEIVING_ROLE = "receiving_officer"
@@ -139,8 +146,10 @@ class Engine:
                                      f"registered: pass Engine(connectors={{{name!r}: ...}})",
                                      file=model.file, element=element)
         self._script = script_engine(connectors)
-        self._store = Store(database, durability=durability, lock_timeout=lock_timeout)
+        self._store = open_store(database, durability=durability, lock_timeout=lock_timeout)
         self._models: dict[int, ProcessModel] = {}
+        #: Each stored model's state dictionary, as the store keeps it.
+        self._dictionaries: dict[int, bytes] = {}
         self._spec_ids: dict[str, int] = {}
         self._instances: OrderedDict[int, tuple[int, Instance]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -151,9 +160,13 @@ class Engine:
             with self._store.write() as tx:
                 for model in self.library.models.values():
                     spec_id = tx.ensure_spec(model.spec_hash, model.process_id, model.file,
-                                             model.body, now)
+                                             model.body, model_dictionary(model), now)
                     self._models[spec_id] = model
                     self._spec_ids[model.spec_hash] = spec_id
+                    stored = tx.spec(spec_id)
+                    self._dictionaries[spec_id] = stored.dictionary \
+                        if stored is not None and stored.dictionary is not None \
+                        else model_dictionary(model)
         except BaseException:
             self._store.close()
             raise
@@ -343,7 +356,7 @@ class Engine:
                 "procedure": proc.code, "channel": int(channel),
                 "components": handed_in, "missing_components": missing,
                 "to_digitize": to_digitize, "reused": reused, "fee_due": proc.fee_total,
-            }, self._script)
+            }, self._script, self._dictionaries[spec_id])
             context = _Context(self, code, desk, resolver, proc.agencies,
                                DossierStatus.NEWLY_REGISTERED, regime.code, proc.code,
                                None, None, now, None, tx, now, model)
@@ -783,7 +796,7 @@ class Engine:
         for dossier_id, version, instance in command.kept:
             self._remember(dossier_id, version, instance)
 
-    def _context(self, row: TaskRow | DossierRow, tx: HotPath, now: datetime,
+    def _context(self, row: TaskRow | DossierRow, tx: Unit, now: datetime,
                  model: ProcessModel) -> "_Context":
         return _Context(self, row.code, row.desk_agency, row.resolving_agency,
                         row.info.get("agencies", {}), DossierStatus(row.status), row.regime,
@@ -868,7 +881,7 @@ class Engine:
         code = _dossier_code(code)
         with self._store.read() as tx:
             row = self._dossier_row(tx, code)
-            return self._snapshot(row._mapping, tx.open_tasks(row.id),
+            return self._snapshot(row.dossier(), tx.open_tasks(row.id),
                                   self._model(tx, row.spec_id))
 
     def history(self, code: str) -> list[Event]:
@@ -897,7 +910,7 @@ class Engine:
         return self._assess(row.code, row.desk_agency, events, self._now(), threshold)
 
     @staticmethod
-    def _history(tx: Tx, row: Any) -> list[Event]:
+    def _history(tx: Unit, row: DossierRow) -> list[Event]:
         return _entries(row.code, ((e.at, e.kind, e.step, e.actor, e.agency, e.detail)
                                    for e in tx.events(row.id)))
 
@@ -942,19 +955,19 @@ class Engine:
                                f"timezone-aware datetime (e.g. datetime.now(onestop.VIETNAM_TZ))")
         return now
 
-    def _officer(self, tx: Tx | HotPath, officer_id: str | None) -> Officer:
+    def _officer(self, tx: Unit, officer_id: str | None) -> Officer:
         found = tx.officer(officer_id) if isinstance(officer_id, str) else None
         if found is None:
             raise UnknownOfficer(f"no officer with id {inputs.shown(officer_id)} is registered")
         return found
 
-    def _dossier_row(self, tx: Tx, code: str) -> Any:
+    def _dossier_row(self, tx: Unit, code: str) -> DossierRow:
         row = tx.dossier(code)
         if row is None:
             raise DossierNotFound(f"no dossier with code {code}")
         return row
 
-    def _open_task_row(self, tx: HotPath, task_id: str, officer_id: str) -> TaskRow:
+    def _open_task_row(self, tx: Unit, task_id: str, officer_id: str) -> TaskRow:
         row = tx.task_for(task_id, officer_id)
         if row is None or row.officer_id is None:
             self._officer(tx, officer_id)          # raises UnknownOfficer when it is that
@@ -962,7 +975,7 @@ class Engine:
                               f"(see the dossier's history), or never existed")
         return row
 
-    def _authorised_task(self, tx: HotPath, task_id: str, officer_id: str) -> TaskRow:
+    def _authorised_task(self, tx: Unit, task_id: str, officer_id: str) -> TaskRow:
         row = self._open_task_row(tx, task_id, officer_id)
         if row.held_role is None:
             raise PermissionDenied(f"officer {officer_id} does not hold the role {row.role!r} "
@@ -970,13 +983,15 @@ class Engine:
                                    f"{row.code} needs")
         return row
 
-    def _model(self, tx: Tx | HotPath, spec_id: int) -> ProcessModel:
+    def _model(self, tx: Unit, spec_id: int) -> ProcessModel:
         model = self._models.get(spec_id)
         if model is None:
             found = tx.spec(spec_id)
             if found is None:
                 raise ModelError(f"model {spec_id} is missing from the store")
-            model = model_from_body(found[1])
+            model = model_from_body(found.body)
+            self._dictionaries[spec_id] = found.dictionary if found.dictionary is not None \
+                else model_dictionary(model)
             self._models[spec_id] = model
             self._spec_ids[model.spec_hash] = spec_id
         return model
@@ -990,7 +1005,8 @@ class Engine:
             return cached[1]
         if row.state is None:
             raise StoreError(f"dossier {row.code} has no stored workflow state")
-        return Instance.restore(model, row.state, self._script)
+        return Instance.restore(model, row.state, self._script,
+                                self._dictionaries.get(row.spec_id))
 
     def _regimes(self) -> Regimes:
         if self.library.regimes is None:
@@ -1020,7 +1036,7 @@ class Engine:
             while len(self._instances) > self._cache_size:
                 self._instances.popitem(last=False)
 
-    def _task(self, tx: Tx, row: Any) -> Task:
+    def _task(self, tx: Unit, row: OpenTaskRow) -> Task:
         return _open_task(self._model(tx, row.spec_id), row.id, row.dossier_code, row,
                           row.claimed_by, row.due_at)
 
@@ -1069,7 +1085,7 @@ class _Command:
     loaded (dropped from the cache if it fails), and the workflows to cache once it
     has committed."""
 
-    def __init__(self, tx: HotPath) -> None:
+    def __init__(self, tx: Unit) -> None:
         self.tx = tx
         self.touched: set[int] = set()
         self.kept: list[tuple[int, int, Instance]] = []
@@ -1099,7 +1115,7 @@ class _Context:
     def __init__(self, engine: "Engine", code: str, desk: str, resolver: str,
                  slots: Mapping[str, str], status: DossierStatus, regime: str, procedure: str,
                  appointment_at: datetime | None, paused_at: datetime | None,
-                 received_at: datetime, dossier_id: int | None, tx: HotPath, now: datetime,
+                 received_at: datetime, dossier_id: int | None, tx: Unit, now: datetime,
                  model: ProcessModel) -> None:
         self.engine, self.code, self.desk, self.resolver = engine, code, desk, resolver
         self.slots, self.status = dict(slots), status
@@ -1134,8 +1150,9 @@ class _Context:
     def events(self) -> list[tuple[Any, ...]]:
         """The dossier's stored events ``(at, kind, step, actor, agency, detail)``."""
         if self._events is None:
-            self._events = self.tx.events(self.dossier_id) if self.dossier_id is not None \
-                else []
+            self._events = [(e.at, e.kind, e.step, e.actor, e.agency, e.detail)
+                            for e in self.tx.events(self.dossier_id)] \
+                if self.dossier_id is not None else []
         return self._events
 
     def agency_for(self, step: StepInfo) -> str:
@@ -1451,7 +1468,7 @@ def _find_step(model: ProcessModel, step_id: str) -> StepInfo | None:
 def _event(at: datetime, kind: EventKind, step: str | None, actor: str | None,
            agency: str | None, detail: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"at": at, "kind": kind.value, "step": step, "actor": actor, "agency": agency,
-            "detail": dict(detail) if detail else None}
+            "detail": dict(detail) if detail else None, "version": 2}
 
 
 def _local(instant: datetime) -> datetime:

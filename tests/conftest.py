@@ -4,6 +4,7 @@ one through ONESTOP_TEST_POSTGRES), and the staff of the shipped catalogue."""
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -48,24 +49,40 @@ def clock() -> ManualClock:
 
 
 def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
+    from onestop.store.migrate import VERSION_TABLE
     from onestop.store.schema import metadata
 
     sql = create_engine(url)
     metadata.drop_all(sql)
+    with sql.begin() as conn:
+        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
     sql.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database URL on each backend the machine has."""
-    if request.param == "sqlite":
+def _fresh(backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'onestop.db'}"
+    if backend == "memory":
+        return f"memory://{uuid.uuid4().hex}"
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL server (set ONESTOP_TEST_POSTGRES; .ci/run does)")
     _reset_postgres(POSTGRES_URL)
     return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store on each backend: SQLite, PostgreSQL (when the machine has
+    one) and memory (a ``memory://`` name of its own)."""
+    return _fresh(request.param, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty SQL database, for tests that look at the tables themselves."""
+    return _fresh(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -86,6 +103,30 @@ def make_engine(clock: ManualClock) -> Iterator[Callable[..., Engine]]:
     yield make
     for engine in opened:
         engine.close()
+
+
+def stored(engine: Engine) -> tuple:
+    """Everything ``engine``'s store holds about dossiers, read through the store's own
+    interface (so it works on every backend): the event log, each dossier's columns and
+    state, its open tasks and the scheduled timers."""
+    from onestop.store import EventQuery
+
+    with engine._store.read() as unit:
+        log = unit.event_stream(EventQuery(limit=0))
+        ids = sorted({e.dossier_id for e in log})
+        rows = [unit.dossier_by_id(i) for i in ids]
+        dossiers = [r.dossier() if r is not None else None for r in rows]
+        open_tasks = [unit.open_tasks(i) for i in ids]
+        timers = unit.due_timers(datetime(9999, 1, 1, tzinfo=VIETNAM_TZ), None, 1_000_000)
+    return log, dossiers, open_tasks, timers
+
+
+def stored_dossiers(engine: Engine) -> int:
+    """How many dossiers ``engine``'s store holds (each has its ``received`` event)."""
+    from onestop.store import EventQuery
+
+    with engine._store.read() as unit:
+        return len(unit.event_stream(EventQuery(kinds=("received",), limit=0)))
 
 
 def with_staff(engine: Engine, staff: Sequence[Officer] = STAFF) -> Engine:

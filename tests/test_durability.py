@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select
 
-from onestop import DossierStatus, EventKind
-from onestop.bpmn.serialization import state_dictionary
+from onestop import VIETNAM_TZ, DossierStatus, EventKind, ManualClock
 from onestop.store.schema import dossiers, specs
 
-from .conftest import STAFF, drive
+from .conftest import STAFF, drive, stored, with_staff
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,20 +64,22 @@ def test_restart_in_a_separate_process_continues_the_dossier(make_engine, sqlite
     assert reopened.dossier(code).status is DossierStatus.RESULT_RETURNED
 
 
-def test_each_spec_is_stored_once_not_inside_every_dossier(engine, database):
+def test_each_spec_is_stored_once_not_inside_every_dossier(make_engine, sql_database):
+    engine = with_staff(make_engine(sql_database))
     codes = [engine.receive("2.000575", applicant={"name": f"Người nộp {i}"},
                             components=["giay-de-nghi"], officer="tn.an").code for i in range(12)]
     drive(engine, codes[0], stop_before="Task_Approve")
-    sql = create_engine(database)
+    sql = create_engine(sql_database)
     with sql.connect() as conn:
         # One row per model of the library, however many dossiers use it.
         assert conn.execute(select(func.count()).select_from(specs)).scalar() == \
             len(engine.library.models)
         states = conn.execute(select(dossiers.c.state)).scalars().all()
+        # The dictionary the states are compressed with is stored with the model.
+        dictionary = conn.execute(select(specs.c.dictionary).where(
+            specs.c.hash == engine.library.models["standard"].spec_hash)).scalar_one()
     sql.dispose()
     assert len(states) == 12
-    model = engine.library.models["standard"]
-    dictionary = state_dictionary(model.spec, model.subprocess_specs)
     for state in states:
         unpacker = zlib.decompressobj(15, dictionary)   # compressed with the model's words
         document = json.loads(unpacker.decompress(state) + unpacker.flush())
@@ -128,3 +132,41 @@ def test_dossier_keeps_its_model_version_when_a_new_one_is_loaded(make_engine, s
         assert conn.execute(select(func.count()).select_from(specs)).scalar() == \
             len(engine.library.models) + 1
     sql.dispose()
+
+
+def _states_without_task_ids(engine) -> list[str]:
+    """Each stored workflow state, decompressed, its task ids numbered in order of
+    appearance (the one thing in a state that is random by design)."""
+    dossiers = stored(engine)[1]
+    with engine._store.read() as unit:
+        specs_used = {}
+        texts = []
+        for dossier in dossiers:
+            spec = specs_used.get(dossier["spec_id"]) or unit.spec(dossier["spec_id"])
+            specs_used[dossier["spec_id"]] = spec
+            unpacker = zlib.decompressobj(15, spec.dictionary)
+            text = (unpacker.decompress(dossier["state"]) + unpacker.flush()).decode()
+            seen: dict[str, str] = {}
+            texts.append(re.sub(r"[0-9a-f]{32}|[0-9a-f-]{36}",
+                                lambda m: seen.setdefault(m.group(), f"T{len(seen)}"), text))
+    return texts
+
+
+def test_a_stored_state_depends_on_the_inputs_and_the_engines_clock_only(make_engine):
+    """Two runs of the same dossiers at the same engine instants store the same states
+    (task ids aside), whatever the wall clock says and whether the workflow came from the
+    cache or was restored from the store: SpiffWorkflow's wall-clock stamps stay out."""
+    runs = []
+    for cache_size in (512, 0):
+        clock = ManualClock(datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ))
+        engine = with_staff(make_engine(f"memory://{uuid.uuid4().hex}", clock=clock,
+                                        cache_size=cache_size))
+        codes = [engine.receive("2.000575", applicant={"name": f"Người nộp {i}"},
+                                components=["giay-de-nghi"], officer="tn.an").code
+                 for i in range(3)]
+        for n, code in enumerate(codes):
+            clock.advance(hours=1)
+            drive(engine, code, stop_before=("Task_Approve", "Task_ReturnResult")[n % 2])
+        runs.append(_states_without_task_ids(engine))
+    assert runs[0] == runs[1]
+    assert all('"format":4' in text for text in runs[0])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, func, select
-
 from onestop import (
     Channel,
     ConcurrentUpdate,
@@ -22,9 +20,8 @@ from onestop import (
     UnknownOfficer,
     UnknownProcedure,
 )
-from onestop.store.schema import dossiers, events, tasks
 
-from .conftest import drive
+from .conftest import drive, stored
 
 APPLICANT = {"name": "Nguyễn Thị Hoa", "address": "Ấp Phú Hòa, xã An Bình, tỉnh An Giang"}
 
@@ -112,20 +109,10 @@ def test_claimed_task_leaves_other_inboxes_and_can_be_handed_back(engine):
     assert kinds[-2:] == [EventKind.CLAIMED, EventKind.RELEASED]
 
 
-def _snapshot(database: str) -> tuple:
-    sql = create_engine(database)
-    with sql.connect() as conn:
-        snap = (conn.execute(select(func.count()).select_from(events)).scalar(),
-                conn.execute(select(dossiers.c.version, dossiers.c.status, dossiers.c.state)).all(),
-                conn.execute(select(tasks.c.id, tasks.c.claimed_by).order_by(tasks.c.id)).all())
-    sql.dispose()
-    return snap
-
-
 def test_officer_without_the_role_is_refused_and_nothing_changes(engine, database):
     code = receive(engine).code
     task = engine.inbox("tn.an")[0]
-    before = _snapshot(database)
+    before = stored(engine)
     with pytest.raises(PermissionDenied) as refused:
         engine.complete(task.id, "lv.binh", {"outcome": "accept"})
     message = str(refused.value)
@@ -133,7 +120,7 @@ def test_officer_without_the_role_is_refused_and_nothing_changes(engine, databas
     assert code in message
     with pytest.raises(PermissionDenied):
         engine.claim(task.id, "lv.binh")
-    assert _snapshot(database) == before
+    assert stored(engine) == before
     assert engine.dossier(code).status is DossierStatus.NEWLY_REGISTERED
     assert [e.kind for e in engine.history(code)] == [EventKind.RECEIVED, EventKind.TASK_READY]
 
@@ -152,7 +139,7 @@ def test_form_fields_are_required_and_checked_against_choices(engine, database):
     task = engine.inbox("tn.an")[0]
     assert [(f.name, f.required, f.choices) for f in task.form] == [
         ("outcome", True, ("accept", "supplement", "refuse")), ("note", False, ())]
-    before = _snapshot(database)
+    before = stored(engine)
     with pytest.raises(InvalidInput, match="needs field 'outcome'"):
         engine.complete(task.id, "tn.an", {})
     with pytest.raises(InvalidInput, match="allowed: accept, supplement, refuse"):
@@ -161,7 +148,7 @@ def test_form_fields_are_required_and_checked_against_choices(engine, database):
         engine.complete(task.id, "tn.an", {"outcome": "accept", "procedure": "1.000000"})
     with pytest.raises(InvalidInput, match="cannot be stored"):
         engine.complete(task.id, "tn.an", {"outcome": "accept", "when": object()})
-    assert _snapshot(database) == before
+    assert stored(engine) == before
 
 
 def test_supplement_request_loops_back_to_the_check(engine):

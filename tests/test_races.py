@@ -240,10 +240,9 @@ def test_a_command_waits_for_a_locked_dossier_no_longer_than_the_lock_timeout(
     code = receive(engine)
     task = step(engine, code, "Task_CheckDossier")
     holder = make_engine(database, clock=clock)
-    with holder._store.write() as tx:                     # another session holds the row
+    with holder._store.command() as unit:                 # another session holds the row
         if database.startswith("postgresql"):
-            from sqlalchemy import text
-            tx.conn.execute(text("SELECT id FROM onestop_dossiers FOR UPDATE"))
+            unit._cursor.execute("SELECT id FROM onestop_dossiers FOR UPDATE")
         with pytest.raises(StoreError, match="lock"):
             engine.complete(task.id, "tn.an", {"outcome": "accept"})
     assert engine.complete(task.id, "tn.an", {"outcome": "accept"}).current_steps == \

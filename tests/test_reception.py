@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from sqlalchemy import create_engine, func, select
 
 from onestop import (
     VIETNAM_TZ,
@@ -29,7 +28,8 @@ from onestop.bpmn import load_models
 from onestop.calendar import WorkingCalendar
 from onestop.modeling.lint import lint
 from onestop.sla import cutoff_deadline, step_deadline
-from onestop.store.schema import dossiers
+
+from .conftest import stored_dossiers
 
 DATA = Path(__file__).parent / "data" / "reception"
 STAFF = [
@@ -54,12 +54,7 @@ class Reception:
         self.engine, self.clock, self.seen, self.database = engine, clock, seen, database
 
     def stored_dossiers(self) -> int:
-        sql = create_engine(self.database)
-        try:
-            with sql.connect() as conn:
-                return int(conn.execute(select(func.count()).select_from(dossiers)).scalar_one())
-        finally:
-            sql.dispose()
+        return stored_dossiers(self.engine)
 
 
 @pytest.fixture

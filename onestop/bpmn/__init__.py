@@ -2,7 +2,7 @@
 
 from .extensions import FormField, StepInfo
 from .loader import ProcessModel, load_models, model_from_body
-from .runtime import Instance, OpenTask, WaitingTimer, evaluate
+from .runtime import Instance, OpenTask, WaitingTimer, evaluate, model_dictionary
 
 __all__ = ["FormField", "Instance", "OpenTask", "WaitingTimer", "ProcessModel", "StepInfo",
-           "evaluate", "load_models", "model_from_body"]
+           "evaluate", "load_models", "model_dictionary", "model_from_body"]

@@ -24,8 +24,7 @@ tasks name their ``connector`` (see :mod:`onestop.bpmn.connectors`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from lxml import etree
 
@@ -33,6 +32,12 @@ from ..allotment import CUTOFF, allotment_share, is_cutoff
 from ..duration import Duration
 from ..errors import ModelError
 from ..model import FormField
+from ..steps import CLOCKS, PORTAL_SENDER, SLA_PARTS, StepInfo, message_senders
+
+__all__ = ["CLOCKS", "PORTAL_SENDER", "SLA_PARTS", "StepInfo", "message_senders",
+           "raw_properties", "step_info", "catches_message", "parse_form", "PROPERTY_NAMES",
+           "ONESTOP_NS", "BPMN_NS", "CAMUNDA_NS", "ZEEBE_NS", "NSMAP", "CUTOFF",
+           "allotment_share", "is_cutoff"]
 
 ONESTOP_NS = "urn:onestop:bpmn:1"
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -40,51 +45,10 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 ZEEBE_NS = "http://camunda.org/schema/zeebe/1.0"
 NSMAP = {"bpmn": BPMN_NS}
 PROPERTY_NAMES = ("role", "agency", "allotment", "status", "form", "sla", "clock", "connector")
-#: Service-level parts a step can play: ``propose`` (the responsible agency states why a
-#: dossier is late and proposes a new appointment) and ``apology`` (the desk issues the
-#: apology letter and the new appointment).
-SLA_PARTS = ("propose", "apology")
-#: The sender name a message event gives (in its role list) to accept the portal channel.
-PORTAL_SENDER = "portal"
-#: What a timer counts: working time (default) or calendar time.
-CLOCKS = ("working", "calendar")
 
 _CONNECTOR = re.compile(r"^[A-Za-z][A-Za-z0-9._-]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(\?)?(?::(.+))?$")
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What onestop knows about one flow node of a model."""
-
-    id: str
-    name: str
-    kind: str
-    role: str | None = None
-    agency: str | None = None
-    allotment: str | None = None
-    status: int | None = None
-    form: tuple[FormField, ...] = ()
-    sla: str | None = None
-    clock: str | None = None
-    connector: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
-            "agency": self.agency, "allotment": self.allotment, "status": self.status,
-            "form": [[f.name, f.required, list(f.choices)] for f in self.form],
-            "sla": self.sla, "clock": self.clock, "connector": self.connector,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepInfo":
-        form = tuple(FormField(str(n), bool(r), tuple(c)) for n, r, c in data["form"])
-        return cls(id=data["id"], name=data["name"], kind=data["kind"], role=data["role"],
-                   agency=data["agency"], allotment=data["allotment"],
-                   status=data["status"], form=form, sla=data.get("sla"),
-                   clock=data.get("clock"), connector=data.get("connector"))
 
 
 def raw_properties(element: etree._Element) -> dict[str, str]:
@@ -197,14 +161,6 @@ def catches_message(element: etree._Element) -> bool:
         return True
     return local in ("boundaryEvent", "intermediateCatchEvent", "startEvent") and \
         element.find(f"{{{BPMN_NS}}}messageEventDefinition") is not None
-
-
-def message_senders(step: StepInfo) -> frozenset[str]:
-    """Who may deliver the message a catching step waits for: role names, and
-    ``"portal"`` for the portal channel (the applicant, the payment platform). A step
-    that names nobody takes messages from the portal only."""
-    names = frozenset(n for n in (step.role or "").split(",") if n)
-    return names or frozenset({PORTAL_SENDER})
 
 
 def parse_form(text: str, fail: Callable[[str], ModelError]) -> tuple[FormField, ...]:

@@ -31,7 +31,7 @@ from ..errors import BudgetExceeded, OnestopError, ProcessError
 from .extensions import StepInfo
 from .loader import ProcessModel, deep_recursion
 from .sandbox import Sandbox
-from .serialization import dump_state, load_state, state_dictionary
+from .serialization import dump_state, load_state, renumber, state_dictionary, ticking
 from .timers import timer_definition, timer_expression
 
 
@@ -164,13 +164,18 @@ _DEEP_AT = 150
 _SIZES: dict[str, int] = {}
 
 
-def _running(model: ProcessModel) -> ContextManager[None]:
-    """Room for SpiffWorkflow to recurse along the model's longest chain."""
+@contextmanager
+def _running(model: ProcessModel, ticks: list[float]) -> Iterator[None]:
+    """SpiffWorkflow at work on a workflow of ``model``: room to recurse along the model's
+    longest chain, and the workflow's counter as its clock (see
+    :func:`~onestop.bpmn.serialization.ticking`)."""
     size = _SIZES.get(model.spec_hash)
     if size is None:
         size = _SIZES[model.spec_hash] = len(model.spec.task_specs) + sum(
             len(sub.task_specs) for sub in model.subprocess_specs.values())
-    return deep_recursion(size) if size >= _DEEP_AT else nullcontext()
+    room: ContextManager[None] = deep_recursion(size) if size >= _DEEP_AT else nullcontext()
+    with room, ticking(ticks):
+        yield
 
 
 def has_late_path(model: ProcessModel) -> bool:
@@ -222,7 +227,9 @@ def _late_path_after(model: ProcessModel, element_id: str,
     return None, None
 
 
-def _dictionary(model: ProcessModel) -> bytes:
+def model_dictionary(model: ProcessModel) -> bytes:
+    """The state dictionary of ``model`` as this release derives it (what the store keeps
+    for a model stored for the first time)."""
     found = _DICTIONARIES.get(model.spec_hash)
     if found is None:
         found = _DICTIONARIES[model.spec_hash] = state_dictionary(model.spec,
@@ -264,9 +271,12 @@ class WaitingTimer:
 class Instance:
     """One running process: a dossier's workflow."""
 
-    def __init__(self, model: ProcessModel, workflow: BpmnWorkflow) -> None:
+    def __init__(self, model: ProcessModel, workflow: BpmnWorkflow,
+                 dictionary: bytes | None = None, ticks: list[float] | None = None) -> None:
         self.model = model
         self._workflow = workflow
+        self._dictionary = dictionary if dictionary is not None else model_dictionary(model)
+        self._ticks = ticks if ticks is not None else [renumber(workflow)]
         self._encoded: dict[Any, tuple[Any, str]] = {}
         #: Late-path tasks the last run withdrew because their activity had ended.
         self.withdrawn: set[str] = set()
@@ -275,29 +285,34 @@ class Instance:
 
     @classmethod
     def start(cls, model: ProcessModel, data: Mapping[str, Any],
-              engine: PythonScriptEngine = SCRIPT_ENGINE,
+              engine: PythonScriptEngine = SCRIPT_ENGINE, dictionary: bytes | None = None,
               ) -> tuple["Instance", list[StepInfo]]:
         """Create a workflow, seed its data and run it to its first wait states.
 
-        Returns the instance and the automatic steps passed on the way (in order)."""
-        with _running(model):
+        ``dictionary`` is the model's state dictionary as the store keeps it (default:
+        :func:`model_dictionary`). Returns the instance and the automatic steps passed on
+        the way (in order)."""
+        ticks = [0.0]
+        with _running(model, ticks):
             with _translated(None):
                 workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
                                         script_engine=engine)
             start = workflow.task_tree
             start.data.update(data)
-            instance = cls(model, workflow)
-            return instance, instance._advance(None)
+        instance = cls(model, workflow, dictionary, ticks)
+        return instance, instance._advance(None)
 
     @classmethod
     def restore(cls, model: ProcessModel, state: bytes,
-                engine: PythonScriptEngine = SCRIPT_ENGINE) -> "Instance":
-        """Rebuild an instance from :meth:`dump`."""
-        return cls(model, load_state(state, model, engine, _dictionary(model)))
+                engine: PythonScriptEngine = SCRIPT_ENGINE,
+                dictionary: bytes | None = None) -> "Instance":
+        """Rebuild an instance from :meth:`dump` (with the dictionary it was dumped with)."""
+        dictionary = dictionary if dictionary is not None else model_dictionary(model)
+        return cls(model, load_state(state, model, engine, dictionary), dictionary)
 
     def dump(self) -> bytes:
         """The instance state, without the model."""
-        return dump_state(self._workflow, self._encoded, _dictionary(self.model))
+        return dump_state(self._workflow, self._encoded, self._dictionary)
 
     @property
     def completed(self) -> bool:
@@ -360,7 +375,7 @@ class Instance:
         Returns the automatic steps passed on the way (the timer event first)."""
         task = self._waiting_timer(timer_id)
         task._set_internal_data(event_fired=True)
-        with _running(self.model):
+        with _running(self.model, self._ticks):
             with _translated(task):
                 task.task_spec._update(task)
             return self._advance(None)
@@ -403,7 +418,7 @@ class Instance:
         if not catchers:
             raise ProcessError(f"the process is not waiting for message {name!r}")
         payload = dict(data)
-        with _running(self.model), _translated(catchers[0][0]):
+        with _running(self.model, self._ticks), _translated(catchers[0][0]):
             # Matched by definition class and name: the first catcher's stands for all.
             self._workflow.send_event(BpmnEvent(catchers[0][1], payload=deepcopy(payload)))
             for task, _definition in catchers:
@@ -526,7 +541,7 @@ class Instance:
                 passed.append(step)
 
         self.withdrawn = set()
-        with _running(self.model), _translated(task):
+        with _running(self.model, self._ticks), _translated(task):
             if task is not None:
                 task.run()
             self._workflow.do_engine_steps(did_complete_task=record)

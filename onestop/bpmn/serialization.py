@@ -7,22 +7,34 @@ hash) and handed back on restore, and top-level tasks are rows that point at eac
 by position. The encoding is about a third smaller and twice as fast to produce, and the
 dossier's state is what every engine command writes.
 
-A task row is ``[id_hex, parent, children, state, spec_name, triggered,
-last_state_change, internal_data, data]`` where ``parent`` and ``children`` are row
-positions (``-1``: no parent) and ``data`` is the full data for the root, ``1`` for a
+A task row is ``[id_hex, parent, children, state, spec_name, triggered, changed,
+internal_data, data]`` where ``parent`` and ``children`` are row positions (``-1``: no
+parent), ``changed`` orders the tasks' last state changes (1 for the earliest; tasks
+changed together share a number) and ``data`` is the full data for the root, ``1`` for a
 task whose data is still empty (not reached yet), and ``[updates, deletions]`` relative
 to the parent otherwise, as SpiffWorkflow itself stores it. Sub-process workflows (call
 activities, embedded sub-processes) are encoded the same way, keyed by the id of the task
 that runs them.
+
+SpiffWorkflow stamps each state change with the wall clock (``last_state_change``) and
+joins order the tasks they wait for by it. A stored state keeps only the order of those
+stamps, and while :func:`ticking` SpiffWorkflow's clock is a counter, so a state depends
+on the inputs and the engine's clock alone. Format 3 (onestop 0.1) kept the wall-clock
+stamps; it is read and turned into the same order.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time as _wall_clock
 import zlib
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 from uuid import UUID
+
+import SpiffWorkflow.task as _spiff_task
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
@@ -51,7 +63,61 @@ class _Specs(Protocol):
     @property
     def subprocess_specs(self) -> Mapping[str, Any]: ...
 
-STATE_FORMAT = 3
+#: The format of the states :func:`dump_state` writes, and those :func:`load_state` reads.
+STATE_FORMAT = 4
+READABLE_FORMATS = (3, 4)
+
+_ACTIVE = threading.local()
+
+
+class _StateClock:
+    """SpiffWorkflow's ``time`` module as its tasks see it: while :func:`ticking`, each
+    reading is the next number of the running workflow's counter; otherwise the wall
+    clock (for SpiffWorkflow used outside an engine command)."""
+
+    @staticmethod
+    def time() -> float:
+        counter = getattr(_ACTIVE, "counter", None)
+        if counter is None:
+            return _wall_clock.time()
+        counter[0] += 1
+        return float(counter[0])
+
+
+_spiff_task.time = _StateClock()  # type: ignore[assignment]
+
+
+@contextmanager
+def ticking(counter: list[float]) -> Iterator[None]:
+    """Within the block, SpiffWorkflow stamps state changes with ``counter[0] + 1``,
+    ``+ 2``, ... (``counter`` is a one-item list the caller keeps per workflow)."""
+    outer = getattr(_ACTIVE, "counter", None)
+    _ACTIVE.counter = counter
+    try:
+        yield
+    finally:
+        _ACTIVE.counter = outer
+
+
+def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
+    yield from workflow.tasks.values()
+    for sub in workflow.subprocesses.values():
+        yield from sub.tasks.values()
+
+
+def _ranks(workflow: BpmnWorkflow) -> dict[float, int]:
+    """The order of the workflow's state-change stamps: 1 for the earliest."""
+    stamps = sorted({task.last_state_change for task in _all_tasks(workflow)})
+    return {stamp: n for n, stamp in enumerate(stamps, 1)}
+
+
+def renumber(workflow: BpmnWorkflow) -> float:
+    """Replace the workflow's stamps by their order; returns the last number (where a
+    counter for :func:`ticking` starts)."""
+    ranks = _ranks(workflow)
+    for task in _all_tasks(workflow):
+        task.last_state_change = ranks[task.last_state_change]
+    return float(len(ranks))
 
 
 @lru_cache(maxsize=1)
@@ -72,12 +138,14 @@ _SETTLED = TaskState.COMPLETED | TaskState.CANCELLED | TaskState.ERROR
 
 def state_dictionary(spec: Any, subprocess_specs: Any) -> bytes:
     """A preset compression dictionary for one model's states: the task names its rows
-    repeat and the skeleton every state shares. Derived from the model alone, so the
-    same model always gives the same dictionary (zlib checks it on every load)."""
+    repeat and the skeleton every state shares. The store keeps it with the model when
+    the model is first stored and hands that copy back (zlib checks it on every load), so
+    a later change here never makes a stored state unreadable."""
     names = sorted({*spec.task_specs, *(n for sub in subprocess_specs.values()
                                         for n in sub.task_specs)})
-    skeleton = ('"format":3,"events":[],"subprocesses":{"root":0,"last":,"data":{},'
-                '"success":true,"completed":false,"correlations":{},"tasks":[[')
+    skeleton = ('"format":' + str(STATE_FORMAT) + ',"events":[],"subprocesses":{"root":0,'
+                '"last":,"data":{},"success":true,"completed":false,"correlations":{},'
+                '"tasks":[[')
     return ("".join(f'"{name}",' for name in names) + skeleton).encode("utf-8")
 
 
@@ -90,11 +158,12 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
     ``dictionary`` (:func:`state_dictionary` of the model) makes it about a sixth smaller.
     """
     registry = _workflow_converter().registry
-    subprocesses = ",".join(f'"{task_id}":{_encode_workflow(sub, registry, cache)}'
+    ranks = _ranks(workflow)
+    subprocesses = ",".join(f'"{task_id}":{_encode_workflow(sub, registry, cache, ranks)}'
                             for task_id, sub in workflow.subprocesses.items())
     events = json.dumps(registry.convert(workflow.bpmn_events), separators=(",", ":"),
                         ensure_ascii=False)
-    top = _encode_workflow(workflow, registry, cache)
+    top = _encode_workflow(workflow, registry, cache, ranks)
     text = (f'{{"format":{STATE_FORMAT},"events":{events},"subprocesses":{{{subprocesses}}},'
             f'{top[1:]}')
     if dictionary is None:
@@ -104,7 +173,8 @@ def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None
 
 
 def _encode_workflow(workflow: Any, registry: Any,
-                     cache: dict[UUID, tuple[Any, str]] | None) -> str:
+                     cache: dict[UUID, tuple[Any, str]] | None, ranks: dict[float, int],
+                     ) -> str:
     """One workflow (the top one or a sub-process) as a JSON object text: its attributes
     and its tasks as rows that point at each other by position."""
     # Keyed by the UUIDs' integers: hashing a UUID object is a Python-level call.
@@ -116,7 +186,7 @@ def _encode_workflow(workflow: Any, registry: Any,
         children = [position[child.int] for child in task._children]
         key = None
         if cache is not None and task.state & _SETTLED:
-            key = (at, parent_at, children, task.state, task.last_state_change)
+            key = (at, parent_at, children, task.state, ranks[task.last_state_change])
             hit = cache.get(task.id)
             if hit is not None and hit[0] == key:
                 fragments.append(hit[1])
@@ -131,7 +201,7 @@ def _encode_workflow(workflow: Any, registry: Any,
             data = [registry.convert(updates) if updates else 0, deletions or 0]
         fragment = json.dumps([
             task.id.hex, parent_at, children, task.state, task.task_spec.name,
-            1 if task.triggered else 0, task.last_state_change,
+            1 if task.triggered else 0, ranks[task.last_state_change],
             registry.convert(task.internal_data) if task.internal_data else 0, data,
         ], separators=(",", ":"), ensure_ascii=False)
         if key is not None and cache is not None:
@@ -160,7 +230,7 @@ def load_state(blob: bytes, model: _Specs, script_engine: Any,
     else:
         text = zlib.decompress(blob)
     document = json.loads(text)
-    if document.get("format") != STATE_FORMAT:
+    if document.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unknown workflow state format {document.get('format')!r}")
     registry = _workflow_converter().registry
     workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
@@ -168,6 +238,8 @@ def load_state(blob: bytes, model: _Specs, script_engine: Any,
     _decode_workflow(document, workflow, registry)
     workflow.bpmn_events = registry.restore(document["events"])
     _decode_subprocesses(document["subprocesses"], workflow, workflow, registry)
+    if document["format"] == 3:
+        renumber(workflow)           # wall-clock stamps: only their order is kept
     return workflow
 
 

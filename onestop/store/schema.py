@@ -90,6 +90,9 @@ specs = Table(
     Column("file", String(500), nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("loaded_at", Instant, nullable=False),
+    # The preset dictionary the model's workflow states are compressed with (data: a
+    # change to how it is derived must not make stored states unreadable).
+    Column("dictionary", LargeBinary, nullable=True),
 )
 
 officers = Table(
@@ -176,5 +179,8 @@ events = Table(
     Column("actor", String(100), nullable=True),
     Column("agency", String(100), nullable=True),
     Column("detail", JsonText, nullable=True),
+    # The schema version of the payload in ``detail`` (see onestop.events).
+    Column("version", SmallInteger, nullable=False, server_default="1"),
 )
 Index("ix_onestop_events_dossier", events.c.dossier_id)
+Index("ix_onestop_events_at", events.c.at)
