@@ -1,4 +1,5 @@
-"""The ``onestop`` command: the demo, lint, procedure tables and working-time arithmetic.
+"""The ``onestop`` command: the demo, lint, procedure tables, working-time arithmetic and
+the database's schema.
 
 Every command reports bad input (missing or unreadable files, folders given as files,
 text that is not UTF-8, wrong arguments) as one ``onestop: error: ...`` line on stderr
@@ -34,6 +35,8 @@ examples:
       turn a published internal-procedure table into a model (folders are created)
   onestop export-procedure out/ho-kinh-doanh.bpmn -o table.csv
       write the table a model encodes
+  onestop db upgrade onestop.db
+      bring a database written by an earlier onestop to the newest schema
   onestop calendar due --start 2025-04-25T16:00+07:00 --working-days 5
       the due instant, five working days later (holidays and office hours counted)
   onestop calendar elapsed --start 2025-04-25T16:00+07:00 --end 2025-05-06T09:00+07:00
@@ -132,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--process-id", default=None, type=_process_id, metavar="ID",
                           help="id of the main process, an XML name such as "
                                "procedure_2_000575 (default: procedure_CODE)")
+    database = commands.add_parser(
+        "db", help="the store's schema: its revision, and upgrading it",
+        description="Show or upgrade the schema revision of a onestop database. An engine "
+                    "upgrades its database itself when it opens it; this does it ahead of "
+                    "time (e.g. before starting several workers).")
+    database_commands = database.add_subparsers(dest="db_command", required=True,
+                                                metavar="SUBCOMMAND")
+    for name, text in (("current", "print the schema revision the database is at"),
+                       ("upgrade", "bring the database to the newest revision (creating "
+                                   "the tables in an empty one)")):
+        sub = database_commands.add_parser(name, help=text, description=text[0].upper()
+                                           + text[1:] + ".")
+        sub.add_argument("database", metavar="DATABASE",
+                         help="a SQLite file or a SQLAlchemy URL, e.g. "
+                              "postgresql+psycopg://USER:PASSWORD@HOST/onestop")
     exporter = commands.add_parser(
         "export-procedure", help="write the internal-procedure table a model encodes",
         description="Write the internal-procedure table (CSV) a model encodes.")
@@ -203,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _import(args)
         elif args.command == "export-procedure":
             _export(args)
+        elif args.command == "db":
+            print(_database(args))
     except (OnestopError, CliError) as exc:
         return _error(str(exc))
     except BrokenPipeError:
@@ -234,6 +254,24 @@ def _os_message(exc: OSError) -> str:
     if exc.filename2 is not None:
         return f"{exc.filename} -> {exc.filename2}: {reason}"
     return f"{exc.filename}: {reason}"
+
+
+def _database(args: argparse.Namespace) -> str:
+    from .store import schema_revision, upgrade_schema
+
+    if args.db_command == "current":
+        found, newest = schema_revision(args.database)
+        if found is None:
+            return f"{args.database}: no onestop tables (the newest revision is {newest})"
+        state = "the newest" if found == newest else f"upgrade to {newest} with " \
+            f"'onestop db upgrade'"
+        return f"{args.database}: revision {found} ({state})"
+    before, after = upgrade_schema(args.database)
+    if before is None:
+        return f"{args.database}: created the tables at revision {after}"
+    if before == after:
+        return f"{args.database}: already at revision {after}, the newest"
+    return f"{args.database}: upgraded from revision {before} to {after}"
 
 
 def _demo(args: argparse.Namespace) -> None:

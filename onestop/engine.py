@@ -743,6 +743,15 @@ class Engine:
             after = (due[-1][3], due[-1][0])
         return fired
 
+    def next_timer_due(self) -> datetime | None:
+        """When the earliest scheduled timer falls due (None: none is scheduled; a timer
+        suspended while its clock is paused is not scheduled). A simulation or a demo
+        sets its clock to this instant and calls :meth:`fire_due_timers`, instead of
+        polling."""
+        with self._store.read() as reader:
+            due = reader.next_timer_due()
+        return _local(due) if due is not None else None
+
     def _fire(self, timer_id: str, dossier_id: int, step: str,
               now: datetime) -> tuple[str, datetime] | None:
         code = ""

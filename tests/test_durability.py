@@ -134,6 +134,13 @@ def test_dossier_keeps_its_model_version_when_a_new_one_is_loaded(make_engine, s
     sql.dispose()
 
 
+def _number_ids(text: str) -> str:
+    """``text`` with each task id replaced by its number in order of appearance."""
+    seen: dict[str, str] = {}
+    return re.sub(r"[0-9a-f]{32}|[0-9a-f-]{36}",
+                  lambda m: seen.setdefault(m.group(), f"T{len(seen)}"), text)
+
+
 def _states_without_task_ids(engine) -> list[str]:
     """Each stored workflow state, decompressed, its task ids numbered in order of
     appearance (the one thing in a state that is random by design)."""
@@ -146,9 +153,7 @@ def _states_without_task_ids(engine) -> list[str]:
             specs_used[dossier["spec_id"]] = spec
             unpacker = zlib.decompressobj(15, spec.dictionary)
             text = (unpacker.decompress(dossier["state"]) + unpacker.flush()).decode()
-            seen: dict[str, str] = {}
-            texts.append(re.sub(r"[0-9a-f]{32}|[0-9a-f-]{36}",
-                                lambda m: seen.setdefault(m.group(), f"T{len(seen)}"), text))
+            texts.append(_number_ids(text))
     return texts
 
 

@@ -5,6 +5,7 @@ store, chosen by the database URL."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
@@ -24,7 +25,8 @@ from .rows import (
 from .sql import SqlStore, checked_database, normalise_url
 
 __all__ = ["DossierRow", "EventQuery", "EventRow", "MemoryStore", "OpenTaskRow", "SpecRow",
-           "SqlStore", "Store", "TaskRow", "TimerRow", "Unit", "normalise_url", "open_store"]
+           "SqlStore", "Store", "TaskRow", "TimerRow", "Unit", "normalise_url", "open_store",
+           "schema_revision", "upgrade_schema"]
 
 
 def open_store(database: str | os.PathLike[str], *, durability: str = "full",
@@ -45,3 +47,38 @@ def open_store(database: str | os.PathLike[str], *, durability: str = "full",
     else:
         store = SqlStore(text, durability=durability, lock_timeout=lock_timeout)
     return store
+
+
+def upgrade_schema(database: str | os.PathLike[str]) -> tuple[str | None, str]:
+    """Bring a SQL database's schema to the newest revision, as opening an engine does;
+    returns the revisions before (None: no onestop tables yet) and after."""
+    store = _sql_only(database, upgrade=True)
+    store.close()
+    after = store.upgraded[1]
+    assert after is not None
+    return store.upgraded[0], after
+
+
+def schema_revision(database: str | os.PathLike[str]) -> tuple[str | None, str]:
+    """The schema revision a SQL database is at (None: no onestop tables), and the
+    newest this release knows; the database is left as it is."""
+    from .migrate import HEAD
+
+    url = normalise_url(checked_database(database))
+    if url.startswith("sqlite:///") and "mode=" not in url:
+        path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if str(path) not in ("", ":memory:") and not path.is_file():
+            raise InvalidInput(f"{path}: no such database file")
+    store = _sql_only(database, upgrade=False)
+    try:
+        return store.revision(), HEAD
+    finally:
+        store.close()
+
+
+def _sql_only(database: str | os.PathLike[str], *, upgrade: bool) -> SqlStore:
+    text = checked_database(database)
+    if text.startswith(MEMORY_SCHEME):
+        raise InvalidInput(f"{text} is an in-memory store: it has no schema to show or "
+                           f"upgrade")
+    return SqlStore(text, upgrade=upgrade)

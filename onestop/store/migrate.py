@@ -21,12 +21,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
+from ..errors import StoreError
 from . import schema
 
 #: Alembic's version table for onestop's tables.
 VERSION_TABLE = "onestop_alembic_version"
-#: The newest revision, and the one a database written before revisions existed is at.
-HEAD, BASELINE = "0002", "0001"
+#: The revisions this release knows, oldest first; the newest, and the one a database
+#: written before revisions existed (onestop 0.1) is at.
+REVISIONS = ("0001", "0002")
+HEAD, BASELINE = REVISIONS[-1], REVISIONS[0]
 _LOCK_KEY = 0x6F6E6573746F70          # "onestop": PostgreSQL's advisory lock for the schema
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
@@ -50,6 +53,10 @@ def upgrade(conn: Connection) -> tuple[str | None, str]:
     before = current(conn)
     if before == HEAD:
         return before, HEAD
+    if before is not None and before not in REVISIONS:
+        raise StoreError(f"the database's schema is at revision {before}, which this "
+                         f"release of onestop does not know (its newest is {HEAD}): it was "
+                         f"written by a newer onestop; upgrade onestop to use it")
     if before is None:
         schema.metadata.create_all(conn)
         _alembic("stamp", conn, HEAD)

@@ -371,7 +371,7 @@ class SqlStore:
     on open (:mod:`onestop.store.migrate`)."""
 
     def __init__(self, database: str, *, durability: str = "full",
-                 lock_timeout: float = 30.0) -> None:
+                 lock_timeout: float = 30.0, upgrade: bool = True) -> None:
         self.url = normalise_url(database)
         try:
             self._sql: SqlEngine = create_engine(self.url)
@@ -396,14 +396,29 @@ class SqlStore:
         statements = dict(S, dossier_by_id_lock=S["dossier_by_id"] + " FOR UPDATE")
         self._statements = {name: (text.replace("?", "%s") if self._postgres else text)
                             for name, text in statements.items()}
+        #: The schema revisions before and after opening (see :mod:`.migrate`).
+        self.upgraded: tuple[str | None, str | None] = (None, None)
+        if upgrade:
+            try:
+                with self._sql.connect().execution_options(onestop_write=True) as conn:
+                    with conn.begin():
+                        self.upgraded = migrate.upgrade(conn)
+            except self._errors as exc:
+                self._sql.dispose()
+                reason = getattr(exc, "orig", None) or exc
+                raise StoreError(f"cannot open database {shown}: {reason}") from None
+            except BaseException:
+                self._sql.dispose()
+                raise
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at (None: no onestop tables)."""
         try:
-            with self._sql.connect().execution_options(onestop_write=True) as conn:
-                with conn.begin():
-                    migrate.upgrade(conn)
+            with self._sql.connect() as conn:
+                return migrate.current(conn)
         except self._errors as exc:
-            self._sql.dispose()
             reason = getattr(exc, "orig", None) or exc
-            raise StoreError(f"cannot open database {shown}: {reason}") from None
+            raise StoreError(f"cannot read database {self._shown}: {reason}") from None
 
     def close(self) -> None:
         self._sql.dispose()
