@@ -19,23 +19,14 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from uuid import UUID
 
 from . import inputs
-from .bpmn import (
-    Instance,
-    ProcessModel,
-    StepInfo,
-    WaitingTimer,
-    evaluate,
-    model_dictionary,
-    model_from_body,
-)
-from .allotment import CUTOFF
-from .bpmn.extensions import PORTAL_SENDER, message_senders
+from .bpmn import Instance, ProcessModel, StepInfo, evaluate, model_dictionary, model_from_body
+from .bpmn.extensions import PORTAL_SENDER
 from .bpmn.runtime import Connector, late_path_after, script_engine
-from .bpmn.timers import IsoDuration, literal, read_value, uses_sla
 from .catalog import Agency, Procedure
 from .clock import VIETNAM_TZ, Clock, SystemClock
 from .duration import Duration
@@ -54,38 +45,57 @@ from .errors import (
     TaskNotOpen,
     UnknownOfficer,
 )
-from .library import Library, load_library
-from .model import (
-    Channel,
-    Dossier,
-    DossierStatus,
-    Event,
-    EventKind,
-    FiredTimer,
-    Officer,
-    Task,
+from .events import (
+    EVENT_SCHEMA,
+    ApologyRequested,
+    Claimed,
+    Completed,
+    MessageReceived,
+    Reassigned,
+    Received,
+    Released,
+    TimerFired,
+    encode,
+    upcast,
 )
+from .library import Library, load_library
+from .model import Channel, Dossier, DossierStatus, Event, EventKind, FiredTimer, Officer, Task
+from .regimes import Regimes
 from .rules import late_path
-from .regimes import Regime, Regimes
-from .rules.deadlines import allotment_span, appointment, resumed_appointment, step_deadline
+from .rules.forms import (
+    RESERVED_FIELDS,
+    blanks,
+    check_form,
+    check_message_fields,
+    check_message_names,
+    check_sender,
+)
+from .rules.intake import PORTAL_ACTOR, RECEIVING_ROLE, check_desk, intake, receiver
+from .rules.progress import (
+    Case,
+    Done,
+    Entry,
+    Happening,
+    Late,
+    Progress,
+    Waiting,
+    apology_side,
+    apology_timer,
+    decide,
+    late_answer,
+)
 from .rules.sla import SlaReport, assess
-from .store import DossierRow, OpenTaskRow, TaskRow, Unit, open_store
+from .store import DossierRow, EventRow, OpenTaskRow, TaskRow, Unit, open_store
 
-#: The role that receives dossiers at a one-stop desk.
-RECEIVING_ROLE = "receiving_officer"
+__all__ = ["DELAY_REASON", "Engine", "LEADER_ROLE", "NEW_APPOINTMENT", "PORTAL_ACTOR",
+           "RECEIVING_ROLE", "RESERVED_FIELDS"]
+
 #: The role of an agency's head: may release or reassign any claim on the agency's tasks.
 LEADER_ROLE = "leader"
-#: Who acts when a dossier arrives without an officer, or a message comes from outside
-#: (online or postal intake, the applicant, the payment platform).
-PORTAL_ACTOR = "portal"
-#: Process variables the engine sets; completion data may not overwrite them.
-RESERVED_FIELDS = frozenset({"procedure", "channel", "components", "missing_components",
-                             "to_digitize", "reused", "fee_due"})
 #: Form fields of the apology path: the responsible agency's reason and proposed date.
 DELAY_REASON, NEW_APPOINTMENT = late_path.DELAY_REASON, late_path.NEW_APPOINTMENT
 
 _DOSSIER_CODE = re.compile(r"(?P<desk>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<day>\d{6})-(?P<seq>\d{4,})")
-_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _OFFICER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
 
 
@@ -287,32 +297,12 @@ class Engine:
             raise InvalidInput("applicant must be a mapping of fields, e.g. "
                                "{'name': 'Nguyễn Văn A'}")
         applicant = inputs.data("applicant", applicant)
-        handed_in = inputs.codes("components", components)
-        held_codes = inputs.codes("held", held)
-        for code in handed_in:
-            if proc.component(code) is None:
-                known = ", ".join(c.code for c in proc.components) or "none"
-                raise InvalidInput(f"procedure {proc.code} has no component {code!r} "
-                                   f"(its components: {known})")
-        for code in held_codes:
-            found = proc.component(code)
-            if found is None:
-                known = ", ".join(c.code for c in proc.components) or "none"
-                raise InvalidInput(f"held component {code!r}: procedure {proc.code} has no "
-                                   f"such component (its components: {known})")
-            if not found.reusable:
-                raise InvalidInput(f"held component {code!r} ({found.name}) of procedure "
-                                   f"{proc.code} is not marked reusable in the catalogue: "
-                                   f"the applicant hands it in")
+        brought = intake(proc, channel, inputs.codes("components", components),
+                         inputs.codes("held", held))
         if officer is not None:
             officer = inputs.identifier("officer", officer)
         if desk is not None:
             catalog.agency(inputs.identifier("desk", desk))
-        reused = [c.code for c in proc.components if c.code in held_codes]
-        to_digitize = [] if channel is Channel.ONLINE else [
-            c.code for c in proc.components
-            if c.must_digitize and c.code in handed_in and c.code not in reused]
-        handed_in = list(dict.fromkeys([*handed_in, *held_codes]))
         resolver = proc.agency if resolving_agency is None else \
             inputs.identifier("resolving_agency", resolving_agency)
         catalog.agency(resolver)
@@ -322,48 +312,26 @@ class Engine:
         regime = proc.effective_regime(self._regimes().at(now))
         with self._command() as command:
             tx = command.tx
-            actor = PORTAL_ACTOR
-            if officer is not None:
-                clerk = self._officer(tx, officer)
-                if desk is None:
-                    desks = sorted(a for a, roles in clerk.roles.items() if RECEIVING_ROLE in roles)
-                    if len(desks) != 1:
-                        raise InvalidInput(f"officer {officer} receives at {len(desks)} desks; "
-                                           f"say which with desk=")
-                    desk = desks[0]
-                if not clerk.has_role(desk, RECEIVING_ROLE):
-                    raise PermissionDenied(f"officer {officer} does not hold the role "
-                                           f"{RECEIVING_ROLE!r} at {desk}")
-                actor = clerk.id
-            elif channel is Channel.IN_PERSON:
-                raise InvalidInput("an in-person dossier is received by an officer: pass officer=")
-            if desk is None:
-                raise InvalidInput("desk= is required when no officer receives the dossier")
-            receiving = catalog.agency(desk)
+            clerk = self._officer(tx, officer) if officer is not None else None
+            desk, actor = receiver(channel, clerk, desk)
             # Checked before the dossier takes a number: a refused receipt stores nothing.
-            if proc.boundary_free and receiving.kind not in (None, "desk"):
-                raise RuleViolation(f"procedure {proc.code} ({proc.name}) is boundary-free "
-                                    f"and is received at any one-stop desk, but {desk} is a "
-                                    f"{receiving.kind} agency, not a desk")
-            if not proc.boundary_free and proc.desks and desk not in proc.desks:
-                raise RuleViolation(f"procedure {proc.code} ({proc.name}) is not received "
-                                    f"at desk {desk}: it is not boundary-free and is received "
-                                    f"at {', '.join(proc.desks)}")
+            check_desk(proc, desk, lambda code: catalog.agency(code).kind)
             day = now.astimezone(VIETNAM_TZ).strftime("%y%m%d")
             code = f"{desk}-{day}-{tx.next_sequence(f'{desk}:{day}'):04d}"
-            missing = [c.code for c in proc.components if c.required and c.code not in handed_in]
-            instance, passed = Instance.start(model, {
-                "procedure": proc.code, "channel": int(channel),
-                "components": handed_in, "missing_components": missing,
-                "to_digitize": to_digitize, "reused": reused, "fee_due": proc.fee_total,
-            }, self._script, self._dictionaries[spec_id])
-            context = _Context(self, code, desk, resolver, proc.agencies,
-                               DossierStatus.NEWLY_REGISTERED, regime.code, proc.code,
-                               None, None, now, None, tx, now, model)
-            progress = _progress(context, instance, passed, now, actor=actor, completed=None,
-                                 was_open=())
-            info = {"applicant": applicant, "components": handed_in,
-                    "agencies": dict(proc.agencies), "held": reused}
+            case = Case(code=code, desk=desk, resolver=resolver, slots=proc.agencies,
+                        status=DossierStatus.NEWLY_REGISTERED, regime=regime,
+                        procedure=proc.code, legal_time=proc.legal_time, appointment_at=None,
+                        paused_at=None, received_at=now, now=now,
+                        calendars=self.library.calendars, history=list,
+                        late_path_after=partial(late_path_after, model),
+                        step_named=partial(_find_step, model), evaluate=evaluate,
+                        due_soon=self.due_soon)
+            instance, progress = self._advance(
+                case, None, lambda: Instance.start(model, brought.variables(), self._script,
+                                                   self._dictionaries[spec_id]),
+                actor=actor)
+            info = {"applicant": applicant, "components": list(brought.components),
+                    "agencies": dict(proc.agencies), "held": list(brought.held)}
             values = {
                 "code": code, "procedure": proc.code,
                 "spec_id": spec_id,
@@ -374,16 +342,18 @@ class Engine:
                 "paused_at": progress.paused_at, "info": info, "state": instance.dump(),
             }
             dossier_id = tx.insert_dossier(values)
-            received = _event(now, EventKind.RECEIVED, None, actor, desk,
-                              {"procedure": proc.code, "channel": int(channel),
-                               "components": handed_in, "desk": desk,
-                               "boundary_free": proc.boundary_free, "held": reused})
-            tx.append_events([{**e, "dossier_id": dossier_id}
-                              for e in (received, *progress.events)])
-            tx.insert_tasks([{**t, "dossier_id": dossier_id} for t in progress.new_tasks])
-            tx.insert_timers([{**t, "dossier_id": dossier_id} for t in progress.new_timers])
+            received = Received(
+                procedure=proc.code, channel=int(channel), desk=desk, applicant=applicant,
+                procedure_name=proc.name, legal_time=str(proc.legal_time),
+                model=model.spec_hash, resolving_agency=resolver,
+                agencies=dict(proc.agencies), regime=regime.code,
+                boundary_free=proc.boundary_free, components=brought.components,
+                held=brought.held, to_digitize=brought.to_digitize, missing=brought.missing,
+                fee_due=brought.fee_due)
+            self._write_progress(tx, dossier_id, progress, Entry(now, received, None, actor,
+                                                                 desk))
             command.keep(dossier_id, 1, instance)
-            return self._snapshot(values, [_NewTask(t, code) for t in progress.new_tasks], model)
+            return self._snapshot(values, progress.new_tasks, model)
 
     def claim(self, task_id: str, officer: str) -> Task:
         """Take a task into one's own hands (nhận xử lý); others no longer see it.
@@ -398,8 +368,8 @@ class Engine:
                 if not command.tx.claim_task(row.task_id, officer):
                     raise PermissionDenied(f"task {task_id} of dossier {row.code} is already "
                                            f"claimed by {row.claimed_by}")
-                command.tx.append_events([{**_event(now, EventKind.CLAIMED, row.step, officer,
-                                                    row.agency, None), "dossier_id": row.id}])
+                command.tx.append_events(_stored(
+                    [Entry(now, Claimed(), row.step, officer, row.agency)], row.id))
             model = self._model(command.tx, row.spec_id)
         return self._task_of(model, row, claimed_by=officer)
 
@@ -426,9 +396,9 @@ class Engine:
             if not tx.release_task(row.task_id, holder):
                 raise ConcurrentUpdate(f"task {task_id} of dossier {row.code} changed hands "
                                        f"meanwhile; retry")
-            tx.append_events([{**_event(now, EventKind.RELEASED, row.step, officer, row.agency,
-                                        {"holder": holder} if holder != officer else None),
-                               "dossier_id": row.id}])
+            tx.append_events(_stored([Entry(
+                now, Released(holder if holder != officer else None), row.step, officer,
+                row.agency)], row.id))
             model = self._model(tx, row.spec_id)
         return self._task_of(model, row, claimed_by=None)
 
@@ -452,9 +422,8 @@ class Engine:
             if not tx.assign_task(row.task_id, officer, row.claimed_by):
                 raise ConcurrentUpdate(f"task {task_id} of dossier {row.code} changed hands "
                                        f"meanwhile; retry")
-            tx.append_events([{**_event(now, EventKind.REASSIGNED, row.step, by, row.agency,
-                                        {"from": row.claimed_by, "to": officer}),
-                               "dossier_id": row.id}])
+            tx.append_events(_stored([Entry(now, Reassigned(row.claimed_by, officer), row.step,
+                                            by, row.agency)], row.id))
             model = self._model(tx, row.spec_id)
         return self._task_of(model, row, claimed_by=officer)
 
@@ -484,33 +453,27 @@ class Engine:
             known = instance.task_data(row.task_id)
             # A field the engine filled in on the task (a proactive apology's reason)
             # counts as given.
-            given = {k for k in instance.prefilled(row.task_id) if known.get(k) not in (None, "")}
-            _validate_form(step, data, row.code, given)
-            context = self._context(row, tx, now, model)
-            late = self._late_step(row, step, {**known, **data}, context, officer) \
+            given = {k for k in instance.prefilled(row.task_id)
+                     if known.get(k) not in (None, "")}
+            check_form(step, data, row.code, given)
+            case = self._case(row, tx, now, model)
+            late = late_answer(case, step, {**known, **data}, officer=officer,
+                               agency=row.agency) \
                 if step is not None and step.sla is not None else None
-            was_open = instance.open_task_ids()
-            was_timers = instance.timer_ids()
             # An optional field left blank is None in the process data, so conditions can
             # test it, unless the dossier already has it; the log keeps what was given.
-            blanks = {f.name: None for f in (step.form if step else ())
-                      if f.name not in data and f.name not in known}
-            try:
-                passed = instance.complete(row.task_id, {**blanks, **data})
-            except ProcessError as exc:
-                raise ProcessError(exc.reason, dossier=row.code, element=exc.element) from None
-            progress = _progress(context, instance, passed, now, actor=officer,
-                                 completed=row, was_open=was_open, was_timers=was_timers,
-                                 late=late)
-            done = _event(now, EventKind.COMPLETED, row.step, officer, row.agency, data or None)
+            filled = {**blanks(step, data, known), **data}
+            instance, progress = self._advance(
+                case, instance, lambda: (instance, instance.complete(row.task_id, filled)),
+                actor=officer, completed=Done(row.task_id, row.step, row.agency), late=late)
             if not tx.take_task(row.task_id, officer):
                 raise TaskNotOpen(f"task {task_id} of dossier {row.code} was completed or "
                                   f"claimed by another command meanwhile")
-            values = self._store_progress(command, row, instance, progress, now, done)
-            still_open = was_open - {row.task_id} - set(progress.gone)
+            done = Entry(now, Completed(data), row.step, officer, row.agency)
+            values = self._save(command, row, instance, progress, now, done)
             # Sequential flows (the usual case): what is open now is what just opened.
-            open_rows = tx.open_tasks(row.id) if still_open else \
-                [_NewTask(t, row.code) for t in progress.new_tasks]
+            stayed = instance.open_task_ids() - {t.id for t in progress.new_tasks}
+            open_rows = tx.open_tasks(row.id) if stayed else progress.new_tasks
             return self._snapshot(values, open_rows, model)
 
     def message(self, code: str, name: str, *, officer: str | None = None,
@@ -570,50 +533,27 @@ class Engine:
             if row is None:
                 raise DossierNotFound(f"no dossier with code {code}")
             model = self._model(tx, row.spec_id)
-            context = self._context(row, tx, now, model)
-            side = sorted((context.agencies() - {row.desk_agency}) & set(clerk.roles))
-            if not side:
-                raise PermissionDenied(
-                    f"officer {officer} cannot start the apology of dossier {code}: that is "
-                    f"for an officer of the resolving side "
-                    f"({', '.join(sorted(context.agencies() - {row.desk_agency}))})")
-            if row.finished_at is not None:
-                raise RuleViolation(f"dossier {code} has finished; there is nothing to "
-                                    f"apologise for any more")
+            case = self._case(row, tx, now, model)
+            side = apology_side(case, clerk, row.finished_at is not None)
             instance = command.load(self, row, model)
-            open_late = [t.step.id for t in instance.open_tasks() if t.step.sla]
-            if open_late:
-                raise RuleViolation(f"dossier {code}: the late path is already open "
-                                    f"({', '.join(open_late)})")
-            state = context.late_state(instance)
-            if state.apologies >= context.regime.max_reappointments:
-                raise RuleViolation(f"dossier {code}: regime {context.regime.code} allows "
-                                    f"{context.regime.max_reappointments} re-appointment(s) "
-                                    f"and the dossier has had {state.apologies}")
-            waiting = [t for t in instance.timers()
-                       if late_path_after(model, t.step.id)[0] is not None]
-            if not waiting:
-                raise RuleViolation(f"dossier {code} is not in resolution, or its model has "
-                                    f"no late path (a timer leading to a step marked "
-                                    f"onestop:sla=\"propose\")")
-            timer = waiting[0]
-            was_open = instance.open_task_ids()
-            was_timers = instance.timer_ids()      # the fired one's row goes with the rest
-            try:
+            timer = apology_timer(case, [t.step for t in instance.open_tasks()],
+                                  instance.late_steps(), _waiting(instance))
+
+            def fire() -> tuple[Instance, list[StepInfo]]:
+                was_open = instance.open_task_ids()
                 passed = instance.fire(timer.id)
-            except ProcessError as exc:
-                raise ProcessError(exc.reason, dossier=code, element=exc.element) from None
-            if given is not None:
-                for task in instance.open_tasks():
-                    if task.step.sla == late_path.PROPOSE and task.id not in was_open \
-                            and any(f.name == DELAY_REASON for f in task.step.form):
-                        instance.update_task_data(task.id, {DELAY_REASON: given})
-            progress = _progress(context, instance, passed, now, actor=officer,
-                                 completed=None, was_open=was_open, was_timers=was_timers)
-            started = _event(now, EventKind.APOLOGY_REQUESTED, timer.step.id, officer, side[0],
-                             {"reason": given, "timer_due": _local(timer.due).isoformat()
-                              if timer.due else None})
-            values = self._store_progress(command, row, instance, progress, now, started)
+                if given is not None:
+                    for task in instance.open_tasks():
+                        if task.step.sla == late_path.PROPOSE and task.id not in was_open \
+                                and any(f.name == DELAY_REASON for f in task.step.form):
+                            instance.update_task_data(task.id, {DELAY_REASON: given})
+                return instance, passed
+
+            # The fired timer's row goes with the rest of those the process left.
+            instance, progress = self._advance(case, instance, fire, actor=officer)
+            started = Entry(now, ApologyRequested(given, _local_or_none(timer.due)),
+                            timer.step.id, officer, side)
+            values = self._save(command, row, instance, progress, now, started)
             return self._snapshot(values, tx.open_tasks(row.id), model)
 
     def _deliver(self, code: str, name: str, *, officer: str | None, portal: bool,
@@ -631,14 +571,7 @@ class Engine:
         if officer is not None:
             officer = _officer_id(officer)
         payload = inputs.fields(f"dossier {code}: message {name!r} data", data)
-        for key in payload:
-            if not _FIELD_NAME.fullmatch(key):
-                raise InvalidInput(f"dossier {code}: message {name!r}: field name {key!r} "
-                                   f"must start with a letter and use letters, digits and "
-                                   f"'_'")
-            if key in RESERVED_FIELDS:
-                raise InvalidInput(f"dossier {code}: message {name!r}: field {key!r} is set "
-                                   f"by the engine and cannot be changed by a message")
+        check_message_names(code, name, payload)
         with self._store.read() as reader:
             dossier_id = self._dossier_row(reader, code).id
         now = self._now()
@@ -658,52 +591,19 @@ class Engine:
                     f"{name!r}; it waits for "
                     + (", ".join(repr(w) for w in waiting) if waiting else "no message"))
             catching = instance.message_steps(name)
-            context = self._context(row, tx, now, model)
-            self._check_sender(row.code, name, catching, clerk, context)
-            # What officers decide on their forms (outcome, verdict, return_mode, ...) is
-            # theirs: a message may carry such a field only if its own event lists it.
-            declared = {f.name for s in catching for f in s.form}
-            decided = {f.name for s in model.user_steps() for f in s.form}
-            for key in payload:
-                if key in decided and key not in declared:
-                    raise InvalidInput(f"dossier {row.code}: message {name!r}: field {key!r} "
-                                       f"is decided on an officer's form; a message cannot "
-                                       f"set it unless its catching event's form lists it")
-            was_open = instance.open_task_ids()
-            was_timers = instance.timer_ids()
-            try:
-                passed = instance.deliver(name, payload)
-            except ProcessError as exc:
-                raise ProcessError(exc.reason, dossier=row.code, element=exc.element) from None
+            case = self._case(row, tx, now, model)
+            check_sender(row.code, name, catching, clerk, case.agencies())
+            check_message_fields(row.code, name, payload, catching, model.user_steps())
             actor = clerk.id if clerk is not None else PORTAL_ACTOR
-            progress = _progress(context, instance, passed, now, actor=actor,
-                                 completed=None, was_open=was_open, was_timers=was_timers)
+            instance, progress = self._advance(
+                case, instance, lambda: (instance, instance.deliver(name, payload)),
+                actor=actor)
             step = catching[0] if catching else None
-            received = _event(now, EventKind.MESSAGE_RECEIVED,
-                              step.id if step is not None else None, actor,
-                              context.agency_for(step) if step is not None else None,
-                              {"message": name, "data": payload})
-            values = self._store_progress(command, row, instance, progress, now, received)
+            received = Entry(now, MessageReceived(name, payload),
+                             step.id if step is not None else None, actor,
+                             case.agency_for(step) if step is not None else None)
+            values = self._save(command, row, instance, progress, now, received)
             return self._snapshot(values, tx.open_tasks(row.id), model)
-
-    def _check_sender(self, code: str, name: str, catching: Sequence[StepInfo],
-                      clerk: Officer | None, context: "_Context") -> None:
-        senders = frozenset().union(*(message_senders(s) for s in catching)) \
-            if catching else frozenset({PORTAL_SENDER})
-        if clerk is None:
-            if PORTAL_SENDER not in senders:
-                raise PermissionDenied(f"dossier {code}: message {name!r} is delivered by an "
-                                       f"officer ({', '.join(sorted(senders))}), not through "
-                                       f"the portal")
-            return
-        roles = senders - {PORTAL_SENDER}
-        agencies = context.agencies()
-        if not any(clerk.has_role(agency, role) for agency in agencies for role in roles):
-            who = f"an officer with the role {' or '.join(sorted(roles))}" if roles \
-                else "the portal only"
-            raise PermissionDenied(f"officer {clerk.id} may not deliver message {name!r} to "
-                                   f"dossier {code}: it is for {who}"
-                                   + (f" in {', '.join(sorted(agencies))}" if roles else ""))
 
     def fire_due_timers(self, *, limit: int | None = None) -> list[FiredTimer]:
         """Fire every timer due by the clock's now, oldest first, each in its own
@@ -765,19 +665,18 @@ class Engine:
                 code = row.code
                 model = self._model(tx, row.spec_id)
                 instance = command.load(self, row, model)
-                was_open = instance.open_task_ids()
-                was_timers = instance.timer_ids() - {timer_id}
-                try:
-                    passed = instance.fire(timer_id)
-                except ProcessError as exc:
-                    raise ProcessError(exc.reason, dossier=row.code,
-                                       element=exc.element or step) from None
-                context = self._context(row, tx, now, model)
-                progress = _progress(context, instance, passed, now, actor=None,
-                                     completed=None, was_open=was_open, was_timers=was_timers)
-                fired = _event(now, EventKind.TIMER_FIRED, step, None, None,
-                               {"due": _local(due_at).isoformat()})
-                self._store_progress(command, row, instance, progress, now, fired)
+
+                def fire() -> tuple[Instance, list[StepInfo]]:
+                    try:
+                        return instance, instance.fire(timer_id)
+                    except ProcessError as exc:
+                        raise ProcessError(exc.reason, element=exc.element or step) from None
+
+                case = self._case(row, tx, now, model)
+                instance, progress = self._advance(case, instance, fire, actor=None,
+                                                   fired=timer_id)
+                fired = Entry(now, TimerFired(_local(due_at)), step)
+                self._save(command, row, instance, progress, now, fired)
                 return row.code, due_at
         except OnestopError as exc:
             raise _TimerFailed(code, exc) from exc
@@ -805,24 +704,56 @@ class Engine:
         for dossier_id, version, instance in command.kept:
             self._remember(dossier_id, version, instance)
 
-    def _context(self, row: TaskRow | DossierRow, tx: Unit, now: datetime,
-                 model: ProcessModel) -> "_Context":
-        return _Context(self, row.code, row.desk_agency, row.resolving_agency,
-                        row.info.get("agencies", {}), DossierStatus(row.status), row.regime,
-                        row.procedure, _local_or_none(row.appointment_at),
-                        _local_or_none(row.paused_at), _local(row.received_at), row.id, tx,
-                        now, model)
+    def _case(self, row: DossierRow, tx: Unit, now: datetime,
+              model: ProcessModel) -> Case:
+        """The dossier of ``row`` as the rules see it."""
+        proc = self.library.catalog.procedures.get(row.procedure)
+        regime = self._regimes().get(row.regime)
+        return Case(code=row.code, desk=row.desk_agency, resolver=row.resolving_agency,
+                    slots=row.info.get("agencies", {}), status=DossierStatus(row.status),
+                    regime=proc.effective_regime(regime) if proc is not None else regime,
+                    procedure=row.procedure,
+                    legal_time=proc.legal_time if proc is not None else None,
+                    appointment_at=_local_or_none(row.appointment_at),
+                    paused_at=_local_or_none(row.paused_at),
+                    received_at=_local(row.received_at), now=now,
+                    calendars=self.library.calendars,
+                    history=lambda: self._history(tx, row.id),
+                    late_path_after=partial(late_path_after, model),
+                    step_named=partial(_find_step, model), evaluate=evaluate,
+                    due_soon=self.due_soon)
 
-    def _store_progress(self, command: "_Command", row: TaskRow | DossierRow,
-                        instance: Instance, progress: "_Progress", now: datetime,
-                        first: dict[str, Any]) -> dict[str, Any]:
-        """Write what a command changed; returns the dossier's new columns."""
+    @staticmethod
+    def _advance(case: Case, before: Instance | None,
+                 run: Callable[[], tuple[Instance, list[StepInfo]]], *, actor: str | None,
+                 completed: Done | None = None, late: Late | None = None,
+                 fired: str | None = None) -> tuple[Instance, Progress]:
+        """The middle of every command that moves a dossier: run its process (``run``,
+        on the workflow ``before``, or starting one), let the rules decide what that
+        changes, and give the workflow the due instants of its timers. ``fired``: the
+        timer ``run`` fires, whose row the store has already taken."""
+        was_open = before.open_task_ids() if before is not None else set()
+        was_timers = before.timer_ids() - {fired} if before is not None else set()
+        try:
+            instance, passed = run()
+        except ProcessError as exc:
+            raise ProcessError(exc.reason, dossier=case.code, element=exc.element) from None
+        happening = Happening(
+            passed=passed, open_tasks=[(t.id, t.step) for t in instance.open_tasks()],
+            was_open=was_open, step_of=instance.step_of, withdrawn=instance.withdrawn,
+            timers=partial(_waiting, instance),
+            timer_ids=instance.timer_ids(), was_timers=was_timers,
+            finished=instance.completed, late_steps=instance.late_steps,
+            completed=completed)
+        progress = decide(case, happening, case.now, actor=actor, late=late)
+        for timer_id, due in progress.schedule:
+            instance.schedule(timer_id, due)
+        return instance, progress
+
+    def _save(self, command: "_Command", row: DossierRow, instance: Instance,
+              progress: Progress, now: datetime, first: Entry) -> dict[str, Any]:
+        """Store what a command changed; returns the dossier's new columns."""
         tx = command.tx
-        if progress.supplement_by is not None and tx.count_events(
-                row.id, EventKind.SUPPLEMENT_REQUESTED.value, progress.supplement_by):
-            raise RuleViolation(f"dossier {row.code}: {progress.supplement_by} has already "
-                                f"asked the applicant for a supplement; an agency may ask "
-                                f"once during resolution")
         for stale in progress.gone:
             tx.delete_task(stale)
         for gone in progress.gone_timers:
@@ -833,56 +764,21 @@ class Engine:
         finished_at = now if progress.finished else None
         version = tx.update_dossier(row.id, row.version, int(progress.status), state,
                                     finished_at, progress.appointment_at, progress.paused_at)
-        tx.append_events([{**e, "dossier_id": row.id} for e in (first, *progress.events)])
-        tx.insert_tasks([{**t, "dossier_id": row.id} for t in progress.new_tasks])
-        tx.insert_timers([{**t, "dossier_id": row.id} for t in progress.new_timers])
+        self._write_progress(tx, row.id, progress, first)
         command.keep(row.id, version, instance)
         return dict(row.dossier(), status=int(progress.status), state=state,
                     finished_at=finished_at, appointment_at=progress.appointment_at,
                     paused_at=progress.paused_at)
 
-    def _late_step(self, row: TaskRow, step: StepInfo, values: Mapping[str, Any],
-                   context: "_Context", officer: str) -> "_Late":
-        """Check a late-path step's answer before it completes: the prompt's
-        (``propose``: will the dossier be late, why, until when) or the letter's
-        (``apology``: the new appointment it sets).
-
-        Lateness is judged on the service-level clock: while a supplement pauses it, the
-        dossier is where it stood when it stopped."""
-        history = context.events()
-        apologies = sum(1 for e in history if e[1] == EventKind.APPOINTMENT_SET.value
-                        and (e[5] or {}).get("reason") == "apology")
-        now, appointment_at = context.now, context.appointment_at
-        clock_at = context.paused_at or now
-        calendar = context.calendar()
-        if step.sla == late_path.PROPOSE:
-            asks = any(f.name == late_path.WILL_BE_LATE for f in step.form)
-            answer = late_path.answer(values, asks=asks, now=now, clock_at=clock_at,
-                                      appointment_at=appointment_at, regime=context.regime,
-                                      apologies=apologies, calendar=calendar,
-                                      dossier=row.code, step=step.id)
-            overdue = appointment_at is not None and clock_at > appointment_at
-            detail = answer.detail(overdue)
-            if answer.will_be_late and appointment_at is not None:
-                detail["appointment"] = appointment_at.isoformat()
-            return _Late(events=[_event(now, EventKind.DELAY_ASSESSED, step.id, officer,
-                                        row.agency, detail)])
-        responsible = next((e[4] for e in reversed(history)
-                            if e[1] == EventKind.COMPLETED.value and e[2] is not None
-                            and getattr(_find_step(context.model, e[2]), "sla", None)
-                            == late_path.PROPOSE), None) or context.responsible()
-        proposed = next(((e[5] or {}) for e in reversed(history)
-                         if e[1] == EventKind.DELAY_ASSESSED.value
-                         and (e[5] or {}).get("will_be_late")), {})
-        values = late_path.moved_with_the_appointment(values, proposed, appointment_at,
-                                                      calendar)
-        latest = context.latest(appointment_at) if appointment_at is not None else None
-        new, detail = late_path.letter(values, now=now, clock_at=clock_at,
-                                       appointment_at=appointment_at, latest=latest,
-                                       regime=context.regime, apologies=apologies,
-                                       calendar=calendar, responsible=responsible,
-                                       dossier=row.code, step=step.id)
-        return _Late(reappointment=(new, detail))
+    @staticmethod
+    def _write_progress(tx: Unit, dossier_id: int, progress: Progress, first: Entry) -> None:
+        tx.append_events(_stored((first, *progress.events), dossier_id))
+        tx.insert_tasks([{"id": t.id, "dossier_id": dossier_id, "step": t.step,
+                          "role": t.role, "agency": t.agency, "claimed_by": None,
+                          "ready_at": t.ready_at, "due_at": t.due_at}
+                         for t in progress.new_tasks])
+        tx.insert_timers([{"id": timer_id, "dossier_id": dossier_id, "step": step,
+                           "due_at": due} for timer_id, step, due in progress.new_timers])
 
     # -- queries -------------------------------------------------------------------
     def dossier(self, code: str) -> Dossier:
@@ -897,7 +793,7 @@ class Engine:
         """Every event of a dossier, oldest first."""
         code = _dossier_code(code)
         with self._store.read() as tx:
-            return self._history(tx, self._dossier_row(tx, code))
+            return self._history(tx, self._dossier_row(tx, code).id)
 
     def sla(self, code: str, *, due_soon: str | Duration | None = None) -> SlaReport:
         """Where a dossier and each of its steps stand against their deadlines: finished
@@ -915,13 +811,12 @@ class Engine:
             raise InvalidInput(f"due_soon: {exc}") from None
         with self._store.read() as tx:
             row = self._dossier_row(tx, code)
-            events = self._history(tx, row)
+            events = self._history(tx, row.id)
         return self._assess(row.code, row.desk_agency, events, self._now(), threshold)
 
     @staticmethod
-    def _history(tx: Unit, row: DossierRow) -> list[Event]:
-        return _entries(row.code, ((e.at, e.kind, e.step, e.actor, e.agency, e.detail)
-                                   for e in tx.events(row.id)))
+    def _history(tx: Unit, dossier_id: int) -> list[Event]:
+        return [_public(e) for e in tx.events(dossier_id)]
 
     def _assess(self, code: str, desk: str, events: Sequence[Event], now: datetime,
                 due_soon: Duration | None = None) -> SlaReport:
@@ -1060,8 +955,9 @@ class Engine:
         components = tuple(info.get("components", []))
         missing = tuple(c.code for c in proc.components
                         if c.required and c.code not in components) if proc else ()
-        open_tasks = [_open_task(model, task.id, row["code"], task, task.claimed_by,
-                                 task.due_at) for task in open_rows]
+        open_tasks = [_open_task(model, task.id, row["code"], task,
+                                 getattr(task, "claimed_by", None), task.due_at)
+                      for task in open_rows]
         return Dossier(
             code=row["code"], procedure=row["procedure"],
             procedure_name=proc.name if proc else row["procedure"],
@@ -1108,354 +1004,6 @@ class _Command:
         self.kept.append((dossier_id, version, instance))
 
 
-class _Late:
-    """What a late-path step's answer adds: events, and the letter's re-appointment."""
-
-    def __init__(self, events: Sequence[dict[str, Any]] = (),
-                 reappointment: tuple[datetime, dict[str, Any]] | None = None) -> None:
-        self.events = list(events)
-        self.reappointment = reappointment
-
-
-class _Context:
-    """What progress bookkeeping needs to know of a dossier, and the engine's rules for it
-    (appointment, deadlines, timers, who is responsible for a delay)."""
-
-    def __init__(self, engine: "Engine", code: str, desk: str, resolver: str,
-                 slots: Mapping[str, str], status: DossierStatus, regime: str, procedure: str,
-                 appointment_at: datetime | None, paused_at: datetime | None,
-                 received_at: datetime, dossier_id: int | None, tx: Unit, now: datetime,
-                 model: ProcessModel) -> None:
-        self.engine, self.code, self.desk, self.resolver = engine, code, desk, resolver
-        self.slots, self.status = dict(slots), status
-        self.regime_code, self.procedure = regime, procedure
-        self.appointment_at, self.paused_at = appointment_at, paused_at
-        self.received_at = received_at
-        self.dossier_id, self.tx, self.now, self.model = dossier_id, tx, now, model
-        self._responsible: str | None = None
-        self._events: list[tuple[Any, ...]] | None = None
-        self._regime: Regime | None = None
-
-    @property
-    def regime(self) -> Regime:
-        if self._regime is None:
-            regime = self.engine._regimes().get(self.regime_code)
-            proc = self.engine.library.catalog.procedures.get(self.procedure)
-            self._regime = proc.effective_regime(regime) if proc is not None else regime
-        return self._regime
-
-    @property
-    def legal_time(self) -> Duration | None:
-        proc = self.engine.library.catalog.procedures.get(self.procedure)
-        return proc.legal_time if proc is not None else None
-
-    def calendar(self, agency: str | None = None) -> Any:
-        return self.engine.library.calendars.for_agency(agency or self.desk)
-
-    def agencies(self) -> set[str]:
-        """The dossier's agencies: its desk, its resolver and the procedure's slots."""
-        return {self.desk, self.resolver, *self.slots.values()}
-
-    def events(self) -> list[tuple[Any, ...]]:
-        """The dossier's stored events ``(at, kind, step, actor, agency, detail)``."""
-        if self._events is None:
-            self._events = [(e.at, e.kind, e.step, e.actor, e.agency, e.detail)
-                            for e in self.tx.events(self.dossier_id)] \
-                if self.dossier_id is not None else []
-        return self._events
-
-    def agency_for(self, step: StepInfo) -> str:
-        slot = step.agency or "resolver"
-        if slot == "desk":
-            return self.desk
-        if slot == "resolver":
-            return self.resolver
-        if slot == "responsible":
-            return self.responsible()
-        return self.slots.get(slot, slot)
-
-    def role_for(self, step: StepInfo) -> str:
-        """The role a task of ``step`` waits for: the regime's apology role for the late
-        path's explanation (the head of the responsible agency), else the step's."""
-        if step.sla == late_path.PROPOSE:
-            return self.regime.apology_role
-        return step.role or ""
-
-    def responsible(self) -> str:
-        """The agency that owes the apology: whose steps ran furthest past their
-        deadlines, else the resolving agency."""
-        if self._responsible is None:
-            found = None
-            if self.dossier_id is not None:
-                events = _entries(self.code, self.events())
-                found = self.engine._assess(self.code, self.desk, events,
-                                            self.now).responsible_agency(self.now)
-            self._responsible = found or self.resolver
-        return self._responsible
-
-    def appoint(self, accepted: datetime) -> datetime:
-        legal = self.legal_time
-        if legal is None:
-            raise ModelError(f"procedure {self.procedure} is no longer in the catalogue")
-        return appointment(self.calendar(), self.regime, accepted, legal)
-
-    def resume(self, appointment_at: datetime, paused_at: datetime, now: datetime) -> datetime:
-        legal = self.legal_time
-        if legal is None:
-            raise ModelError(f"procedure {self.procedure} is no longer in the catalogue")
-        return resumed_appointment(self.calendar(), self.regime, appointment_at, paused_at,
-                                   now, legal)
-
-    def latest(self, appointment_at: datetime) -> datetime:
-        """The latest lawful instant for the apology letter."""
-        return late_path.latest_letter(self.calendar(), self.regime, self.legal_time,
-                                       appointment_at, _local(self.received_at))
-
-    def span(self, step: StepInfo | None) -> int:
-        """The working time a step's allotment gives it, in the desk's calendar."""
-        if step is None:
-            return 0
-        return allotment_span(self.calendar(), step.allotment, self.legal_time)
-
-    @staticmethod
-    def late_state(instance: Instance) -> late_path.LatePathState:
-        """The late path's state, from the steps of it the process has reached."""
-        return late_path.late_path_state_of(instance.late_steps())
-
-    def deadline(self, step: StepInfo, agency: str, ready: datetime,
-                 appointment_at: datetime | None) -> datetime | None:
-        if not step.allotment:
-            return None
-        if step.sla is not None and appointment_at is not None:
-            # The late path: its steps end by the latest lawful instant for the letter.
-            rest = self.span(late_path_after(self.model, step.id)[1]) \
-                if step.sla == late_path.PROPOSE else 0
-            return late_path.late_step_deadline(self.calendar(), ready, self.span(step),
-                                                rest, self.latest(appointment_at))
-        # A transfer under the cut-off rule: the dossier's cut-off, with the procedure's
-        # override (the effective regime).
-        cutoff = self.regime.transfer_cutoff if step.allotment == CUTOFF else None
-        return step_deadline(self.calendar(agency), ready, step.allotment, self.legal_time,
-                             cutoff)
-
-    def timer_due(self, timer: WaitingTimer, now: datetime, appointment_at: datetime | None,
-                  paused_at: datetime | None,
-                  late_state: Callable[[], late_path.LatePathState]) -> datetime | None:
-        """When a timer falls due: None while it depends on a paused service-level clock
-        (or on an appointment not set yet), or on a late-path step not owed now. A due
-        instant that cannot be (past the calendar, out of the range of dates) is a
-        ProcessError naming the timer."""
-        try:
-            return self._timer_due(timer, now, appointment_at, paused_at, late_state)
-        except (OverflowError, ArithmeticError, InvalidInput) as exc:
-            raise ProcessError(f"timer: the due instant cannot be computed: {exc}",
-                               dossier=self.code, element=timer.step.id) from None
-
-    def _timer_due(self, timer: WaitingTimer, now: datetime, appointment_at: datetime | None,
-                   paused_at: datetime | None,
-                   late_state: Callable[[], late_path.LatePathState]) -> datetime | None:
-        try:
-            value = literal(timer.expression)
-        except ValueError as exc:
-            raise ProcessError(f"timer: {exc}", dossier=self.code, element=timer.step.id) \
-                from None
-        if value is None:
-            scope = dict(timer.data)
-            if uses_sla(timer.expression):
-                live = _local(appointment_at) if appointment_at is not None else None
-                calendar = self.calendar()
-
-                def warning() -> datetime:
-                    propose, letter = late_path_after(self.model, timer.step.id)
-                    assert live is not None
-                    return late_path.warning_at(calendar, self.latest(live),
-                                                self.span(propose) + self.span(letter), now)
-
-                scope.update(late_path.timer_instants(
-                    late_state(), self.regime, live, paused_at is not None,
-                    latest=lambda: self.latest(live) if live else now, warning=warning))
-            try:
-                result = evaluate(timer.expression, scope)
-                if result is None:
-                    return None
-                value = read_value(result)
-            except ProcessError as exc:
-                raise ProcessError(exc.reason, dossier=self.code,
-                                   element=timer.step.id) from None
-            except ValueError as exc:
-                raise ProcessError(f"timer: {exc}", dossier=self.code,
-                                   element=timer.step.id) from None
-        if isinstance(value, datetime):
-            return value.astimezone(VIETNAM_TZ)
-        calendar = self.calendar(self.agency_for(timer.step))
-        if isinstance(value, Duration):
-            return calendar.add(now, value)
-        if (timer.step.clock or "working") == "calendar":
-            return value.after(now.astimezone(VIETNAM_TZ))
-        assert isinstance(value, IsoDuration)
-        days, hours = value.in_working_time()
-        due = calendar.add_working_days(now, days) if days else now
-        return calendar.add_working_hours(due, hours) if hours else \
-            (due if days else calendar.next_working_instant(now))
-
-
-class _NewTask:
-    """A task row just written, read back without a query."""
-
-    def __init__(self, values: Mapping[str, Any], dossier_code: str) -> None:
-        self.id, self.step, self.role = values["id"], values["step"], values["role"]
-        self.agency, self.claimed_by = values["agency"], None
-        self.ready_at, self.dossier_code = values["ready_at"], dossier_code
-        self.due_at = values["due_at"]
-
-
-class _Progress:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.new_tasks: list[dict[str, Any]] = []
-        self.gone: list[str] = []
-        self.new_timers: list[dict[str, Any]] = []
-        self.gone_timers: list[str] = []
-        self.rescheduled: list[tuple[str, datetime | None]] = []
-        self.status = DossierStatus.NEWLY_REGISTERED
-        self.finished = False
-        self.appointment_at: datetime | None = None
-        self.paused_at: datetime | None = None
-        self.supplement_by: str | None = None
-        #: A step of the late path opened, closed or was withdrawn.
-        self.late_touched = False
-
-
-def _progress(dossier: _Context, instance: Instance, passed: Iterable[StepInfo], now: datetime,
-              *, actor: str | None, completed: Any, was_open: Iterable[str],
-              was_timers: Iterable[str] = (), late: _Late | None = None) -> _Progress:
-    """What a start, a completion, a message or a timer changed: new tasks and timers,
-    statuses, handovers, the service-level clock, the late path, the end."""
-    progress = _Progress()
-    progress.appointment_at = dossier.appointment_at
-    progress.paused_at = dossier.paused_at
-    status = dossier.status
-    if late is not None:
-        progress.late_touched = True
-        progress.events.extend(late.events)
-        if late.reappointment is not None:
-            progress.appointment_at, detail = late.reappointment
-            progress.events.append(_event(now, EventKind.APPOINTMENT_SET, completed.step,
-                                          actor, completed.agency, detail))
-
-    def set_status(step: StepInfo) -> None:
-        nonlocal status
-        if step.status is None or step.status == status:
-            return
-        detail: dict[str, Any] = {"from": int(status), "to": step.status}
-        if step.status == DossierStatus.RECEIVED and progress.appointment_at is None:
-            # Accepted as complete: the receipt and appointment slip is issued now.
-            progress.appointment_at = dossier.appoint(now)
-            detail["appointment"] = progress.appointment_at.isoformat()
-        progress.events.append(_event(now, EventKind.STATUS_CHANGED, step.id, actor, None,
-                                      detail))
-        if step.status == DossierStatus.SUPPLEMENT_REQUESTED \
-                and progress.appointment_at is not None and progress.paused_at is None:
-            # Asked for a supplement during resolution: the clock stops while the
-            # applicant completes the dossier.
-            progress.paused_at = now
-            progress.supplement_by = completed.agency if completed is not None else None
-            progress.events.append(_event(
-                now, EventKind.SUPPLEMENT_REQUESTED, step.id, actor, progress.supplement_by,
-                {"paused": True, "clock": dossier.regime.supplement_clock,
-                 "appointment": progress.appointment_at.isoformat()}))
-        elif status == DossierStatus.SUPPLEMENT_REQUESTED and progress.paused_at is not None \
-                and progress.appointment_at is not None:
-            previous = progress.appointment_at
-            progress.appointment_at = dossier.resume(previous, progress.paused_at, now)
-            progress.paused_at = None
-            progress.events.append(_event(
-                now, EventKind.APPOINTMENT_SET, step.id, actor, None,
-                {"appointment": progress.appointment_at.isoformat(),
-                 "previous": previous.isoformat(),
-                 "reason": f"supplement_{dossier.regime.supplement_clock}"}))
-        status = DossierStatus(step.status)
-
-    for step in passed:
-        set_status(step)
-    open_now = instance.open_tasks()
-    known = set(was_open)
-    if completed is not None:
-        known.discard(completed.task_id)
-    open_ids = {t.id for t in open_now}
-    progress.gone = sorted(known - open_ids)
-    for gone in progress.gone:
-        left = instance.step_of(gone)
-        if left is not None and left.sla:
-            progress.late_touched = True
-        progress.events.append(_event(
-            now, EventKind.TASK_CANCELLED, left.id if left else None, actor,
-            dossier.agency_for(left) if left else None,
-            {"reason": "resolution_ended"} if gone in instance.withdrawn else None))
-    for task in open_now:
-        if task.id in known:
-            continue
-        if task.step.sla:
-            progress.late_touched = True
-        agency = dossier.agency_for(task.step)
-        due = dossier.deadline(task.step, agency, now, progress.appointment_at)
-        progress.new_tasks.append({"id": task.id, "step": task.step.id,
-                                   "role": dossier.role_for(task.step), "agency": agency,
-                                   "claimed_by": None, "ready_at": now, "due_at": due})
-        progress.events.append(_event(now, EventKind.TASK_READY, task.step.id, None, agency,
-                                      {"due": due.isoformat()} if due is not None else None))
-        if completed is not None:
-            progress.events.append(_event(now, EventKind.HANDED_OVER, completed.step, actor,
-                                          completed.agency,
-                                          {"to_step": task.step.id, "to_agency": agency,
-                                           "to_role": dossier.role_for(task.step)}))
-        set_status(task.step)
-    _progress_timers(dossier, instance, progress, now, set(was_timers))
-    progress.finished = instance.completed
-    if progress.finished:
-        progress.events.append(_event(now, EventKind.FINISHED, None, actor, None,
-                                      {"status": int(status)}))
-    progress.status = status
-    return progress
-
-
-def _progress_timers(dossier: _Context, instance: Instance, progress: _Progress,
-                     now: datetime, known: set[str]) -> None:
-    """Schedule timers the process started waiting on; move service-level timers when
-    the appointment moved, the clock paused or the late path changed; drop timers the
-    process left."""
-    sla_changed = (progress.appointment_at != dossier.appointment_at
-                   or progress.paused_at != dossier.paused_at or progress.late_touched)
-    waiting = instance.timers() if (known or instance.timer_ids()) else []
-    state: list[late_path.LatePathState] = []
-
-    def late_state() -> late_path.LatePathState:
-        if not state:
-            state.append(dossier.late_state(instance))
-        return state[0]
-
-    for timer in waiting:
-        if timer.id not in known:
-            due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at,
-                                    late_state)
-            instance.schedule(timer.id, due)
-            progress.new_timers.append({"id": timer.id, "step": timer.step.id, "due_at": due})
-        elif sla_changed and uses_sla(timer.expression):
-            due = dossier.timer_due(timer, now, progress.appointment_at, progress.paused_at,
-                                    late_state)
-            if due != timer.due:
-                instance.schedule(timer.id, due)
-                progress.rescheduled.append((timer.id, due))
-    progress.gone_timers = sorted(known - {t.id for t in waiting})
-
-
-def _entries(code: str, rows: Iterable[tuple[Any, ...]]) -> list[Event]:
-    """Event-log rows ``(at, kind, step, actor, agency, detail)`` as public events."""
-    return [Event(dossier_code=code, at=_local(at), kind=EventKind(kind), step=step,
-                  actor=actor, agency=agency, detail=detail or {})
-            for at, kind, step, actor, agency, detail in rows]
-
-
 def _open_task(model: ProcessModel, task_id: str, dossier_code: str, row: Any,
                claimed_by: str | None, due_at: datetime | None) -> Task:
     """A public Task from any open-task row (``step``, ``role``, ``agency``, ``ready_at``)."""
@@ -1474,10 +1022,24 @@ def _find_step(model: ProcessModel, step_id: str) -> StepInfo | None:
     return None
 
 
-def _event(at: datetime, kind: EventKind, step: str | None, actor: str | None,
-           agency: str | None, detail: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {"at": at, "kind": kind.value, "step": step, "actor": actor, "agency": agency,
-            "detail": dict(detail) if detail else None, "version": 2}
+def _waiting(instance: Instance) -> list[Waiting]:
+    """The timers a workflow waits on, as the rules see them."""
+    return [Waiting(t.id, t.step, t.expression, t.due, t.data) for t in instance.timers()]
+
+
+def _stored(entries: Iterable[Entry], dossier_id: int) -> list[dict[str, Any]]:
+    """Log entries as the store's event rows, encoded under the current schema."""
+    return [{"dossier_id": dossier_id, "at": e.at, "kind": e.payload.kind.value,
+             "step": e.step, "actor": e.actor, "agency": e.agency,
+             "detail": encode(e.payload), "version": EVENT_SCHEMA} for e in entries]
+
+
+def _public(row: EventRow) -> Event:
+    """A stored event as the public Event (its payload upcast to the current schema)."""
+    return Event(dossier_code=row.dossier_code, at=_local(row.at), kind=EventKind(row.kind),
+                 step=row.step, actor=row.actor, agency=row.agency,
+                 detail=upcast(row.kind, row.detail, row.version) or {}, id=row.id,
+                 procedure=row.procedure)
 
 
 def _local(instant: datetime) -> datetime:
@@ -1512,34 +1074,3 @@ def _dossier_code(value: Any) -> str:
         raise DossierNotFound(f"{inputs.shown(value)} is not a dossier code (expected "
                               f"DESK-YYMMDD-NNNN, e.g. AN-BINH-MC-250701-0001)")
     return value
-
-
-def _validate_form(step: StepInfo | None, data: dict[str, Any], dossier_code: str,
-                   given: Iterable[str] = ()) -> None:
-    """The data of a completion is the step's form: every field named must be one of
-    the step's (so a step cannot change what another step decided), required fields must
-    be given (in ``data``, or ``given`` on the task already), and choices respected."""
-    given = set(given)
-    fields = {f.name: f for f in (step.form if step else ())}
-    for key in data:
-        if not _FIELD_NAME.fullmatch(key):
-            raise InvalidInput(f"dossier {dossier_code}: field name {key!r} must start with a "
-                               f"letter and use letters, digits and '_'")
-        if key in RESERVED_FIELDS:
-            raise InvalidInput(f"dossier {dossier_code}: field {key!r} is set by the engine "
-                               f"and cannot be changed by a form")
-        if step is not None and key not in fields:
-            listed = ", ".join(fields) if fields else "none: it takes no data"
-            raise InvalidInput(f"dossier {dossier_code}: step {step.id} has no field {key!r} "
-                               f"(its fields: {listed})")
-    for form_field in fields.values():
-        if form_field.name not in data or data[form_field.name] in (None, ""):
-            if form_field.required and form_field.name not in given:
-                hint = f" (one of: {', '.join(form_field.choices)})" if form_field.choices else ""
-                raise InvalidInput(f"dossier {dossier_code}: step {step.id if step else '?'} "
-                                   f"needs field {form_field.name!r}{hint}")
-            continue
-        if form_field.choices and data[form_field.name] not in form_field.choices:
-            raise InvalidInput(f"dossier {dossier_code}: field {form_field.name!r} of step "
-                               f"{step.id if step else '?'} is {data[form_field.name]!r}; "
-                               f"allowed: {', '.join(form_field.choices)}")

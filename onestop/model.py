@@ -11,6 +11,10 @@ from enum import Enum, IntEnum
 from typing import Any, Iterable, Mapping
 
 from .errors import InvalidInput
+from .events import Event, EventKind
+
+__all__ = ["Channel", "Dossier", "DossierStatus", "Event", "EventKind", "FiredTimer",
+           "FormField", "Officer", "Task", "TaskState"]
 
 
 class Channel(IntEnum):
@@ -61,30 +65,6 @@ class TaskState(str, Enum):
 
     READY = "ready"
     CLAIMED = "claimed"
-
-
-class EventKind(str, Enum):
-    """Kinds of entries in the append-only event log."""
-
-    RECEIVED = "received"
-    TASK_READY = "task_ready"
-    CLAIMED = "claimed"
-    RELEASED = "released"
-    COMPLETED = "completed"
-    HANDED_OVER = "handed_over"
-    TIMER_FIRED = "timer_fired"
-    MESSAGE_RECEIVED = "message_received"
-    TASK_CANCELLED = "task_cancelled"
-    #: An officer handed a task to another on a leader's decision.
-    REASSIGNED = "reassigned"
-    #: The responsible agency answered the late path's prompt (will the dossier be late?).
-    DELAY_ASSESSED = "delay_assessed"
-    #: An officer of the resolving side started the late path before the warning.
-    APOLOGY_REQUESTED = "apology_requested"
-    SUPPLEMENT_REQUESTED = "supplement_requested"
-    APPOINTMENT_SET = "appointment_set"
-    STATUS_CHANGED = "status_changed"
-    FINISHED = "finished"
 
 
 @dataclass(frozen=True)
@@ -157,19 +137,6 @@ class Task:
     def state(self) -> TaskState:
         """Claimed by someone, or ready for anyone of its role."""
         return TaskState.CLAIMED if self.claimed_by else TaskState.READY
-
-
-@dataclass(frozen=True)
-class Event:
-    """One entry of a dossier's event log (the control sheet is read from these)."""
-
-    dossier_code: str
-    at: datetime
-    kind: EventKind
-    step: str | None
-    actor: str | None
-    agency: str | None
-    detail: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

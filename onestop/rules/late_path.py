@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..calendar import WorkingCalendar
 from ..duration import Duration
 from ..errors import InvalidInput, RuleViolation
+from ..events import AppointmentSet
 from ..regimes import Regime
 from .deadlines import apology_due, parse_new_appointment
 
@@ -134,15 +135,6 @@ class Answer:
     delay_reason: str | None = None
     new_appointment: datetime | None = None
 
-    def detail(self, overdue: bool) -> dict[str, Any]:
-        """The ``delay_assessed`` event's detail."""
-        found: dict[str, Any] = {"will_be_late": self.will_be_late, "overdue": overdue}
-        if self.will_be_late:
-            found["delay_reason"] = self.delay_reason
-            found["new_appointment"] = self.new_appointment.isoformat() \
-                if self.new_appointment else None
-        return found
-
 
 def answer(values: Mapping[str, Any], *, asks: bool, now: datetime, clock_at: datetime,
            appointment_at: datetime | None, regime: Regime, apologies: int,
@@ -224,8 +216,8 @@ def moved_with_the_appointment(values: Mapping[str, Any], proposal: Mapping[str,
 def letter(values: Mapping[str, Any], *, now: datetime, clock_at: datetime,
            appointment_at: datetime | None, latest: datetime | None, regime: Regime,
            apologies: int, calendar: WorkingCalendar, responsible: str | None,
-           dossier: str, step: str) -> tuple[datetime, dict[str, Any]]:
-    """The new appointment the desk's letter sets, and the ``appointment_set`` detail:
+           dossier: str, step: str) -> tuple[datetime, AppointmentSet]:
+    """The new appointment the desk's letter sets, and the ``appointment_set`` payload:
     the reason, the responsible agency, the regime's form number, the latest lawful
     instant, whether the letter is issued by then (``in_time``) and whether after the
     due instant (``after_due``), both on the service-level clock (``clock_at``: now, or
@@ -236,9 +228,7 @@ def letter(values: Mapping[str, Any], *, now: datetime, clock_at: datetime,
     reason, new = reappointment(values, now=now, appointment_at=appointment_at,
                                 regime=regime, apologies=apologies, calendar=calendar,
                                 dossier=dossier, step=step)
-    return new, {"appointment": new.isoformat(), "previous": appointment_at.isoformat(),
-                 "reason": "apology", "delay_reason": reason, "responsible": responsible,
-                 "form": regime.forms.get("apology"),
-                 "latest": latest.isoformat() if latest else None,
-                 "in_time": latest is not None and clock_at <= latest,
-                 "after_due": clock_at > appointment_at}
+    return new, AppointmentSet(new, appointment_at, "apology", reason, responsible,
+                               regime.forms.get("apology"), latest,
+                               latest is not None and clock_at <= latest,
+                               clock_at > appointment_at)
