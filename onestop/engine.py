@@ -16,6 +16,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
+from dataclasses import replace
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ from .events import (
 )
 from .library import Library, load_library
 from .model import Channel, Dossier, DossierStatus, Event, EventKind, FiredTimer, Officer, Task
-from .regimes import Regimes
+from .regimes import Regime, Regimes
 from .rules import late_path
 from .rules.forms import (
     RESERVED_FIELDS,
@@ -85,7 +86,7 @@ from .rules.progress import (
     late_answer,
 )
 from .rules.sla import SlaReport, assess
-from .store import DossierRow, EventRow, OpenTaskRow, TaskRow, Unit, open_store
+from .store import DossierRow, EventQuery, EventRow, OpenTaskRow, TaskRow, Unit, open_store
 
 __all__ = ["DELAY_REASON", "Engine", "LEADER_ROLE", "NEW_APPOINTMENT", "PORTAL_ACTOR",
            "RECEIVING_ROLE", "RESERVED_FIELDS"]
@@ -160,6 +161,7 @@ class Engine:
         self._models: dict[int, ProcessModel] = {}
         #: Each stored model's state dictionary, as the store keeps it.
         self._dictionaries: dict[int, bytes] = {}
+        self._effective: dict[tuple[str, str | None], Regime] = {}
         self._spec_ids: dict[str, int] = {}
         self._instances: OrderedDict[int, tuple[int, Instance]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -472,8 +474,7 @@ class Engine:
             done = Entry(now, Completed(data), row.step, officer, row.agency)
             values = self._save(command, row, instance, progress, now, done)
             # Sequential flows (the usual case): what is open now is what just opened.
-            stayed = instance.open_task_ids() - {t.id for t in progress.new_tasks}
-            open_rows = tx.open_tasks(row.id) if stayed else progress.new_tasks
+            open_rows = tx.open_tasks(row.id) if progress.stayed else progress.new_tasks
             return self._snapshot(values, open_rows, model)
 
     def message(self, code: str, name: str, *, officer: str | None = None,
@@ -708,10 +709,9 @@ class Engine:
               model: ProcessModel) -> Case:
         """The dossier of ``row`` as the rules see it."""
         proc = self.library.catalog.procedures.get(row.procedure)
-        regime = self._regimes().get(row.regime)
         return Case(code=row.code, desk=row.desk_agency, resolver=row.resolving_agency,
                     slots=row.info.get("agencies", {}), status=DossierStatus(row.status),
-                    regime=proc.effective_regime(regime) if proc is not None else regime,
+                    regime=self._regime(row.regime, proc),
                     procedure=row.procedure,
                     legal_time=proc.legal_time if proc is not None else None,
                     appointment_at=_local_or_none(row.appointment_at),
@@ -823,6 +823,66 @@ class Engine:
         return assess(code, events, _local(now), self.library.calendars, desk,
                       due_soon or self.due_soon)
 
+    def events(self, *, after: int = 0, kinds: Iterable[EventKind | str] = (),
+               agency: str | None = None, procedure: str | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int | None = None, page: int = 1000) -> Iterator[Event]:
+        """The event log across dossiers, oldest first: what reports, forms and exports
+        read, a page at a time, never a dossier at a time.
+
+        Only events after the event id ``after`` (0: from the start; pass the ``id`` of
+        the last event seen to read on), of the ``kinds`` given (all when empty), of an
+        ``agency`` or a ``procedure``, at or after ``since`` and before ``until``; at most
+        ``limit`` (None: all). Each page of ``page`` events is read in its own short read
+        (keyset pagination on the id), so iterating over a year of events holds no lock
+        and commands go on meanwhile. Bad arguments are refused here, before any read.
+        """
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidInput(f"after must be an event id (a whole number >= 0), not "
+                               f"{inputs.shown(after)}")
+        if isinstance(kinds, (str, EventKind)):
+            kinds = [kinds]
+        wanted: list[str] = []
+        for kind in kinds:
+            try:
+                wanted.append(EventKind(kind).value)
+            except ValueError:
+                raise InvalidInput(f"kinds: {inputs.shown(kind)} is not an event kind "
+                                   f"(one of: {', '.join(k.value for k in EventKind)})") \
+                    from None
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None
+                                      or value.utcoffset() is None):
+                raise InvalidInput(f"{name} must be a timezone-aware datetime, not "
+                                   f"{inputs.shown(value)}")
+        if agency is not None:
+            agency = inputs.identifier("agency", agency)
+        if procedure is not None:
+            procedure = inputs.identifier("procedure", procedure)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InvalidInput(f"limit must be a whole number >= 0 or None, not "
+                               f"{inputs.shown(limit)}")
+        if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= 10_000:
+            raise InvalidInput(f"page must be a whole number from 1 to 10000, not "
+                               f"{inputs.shown(page)}")
+        query = EventQuery(after=after, kinds=tuple(wanted), agency=agency,
+                           procedure=procedure, since=since, until=until, limit=page)
+        return self._event_pages(query, limit)
+
+    def _event_pages(self, query: EventQuery, limit: int | None) -> Iterator[Event]:
+        given = 0
+        while limit is None or given < limit:
+            size = query.limit if limit is None else min(query.limit, limit - given)
+            with self._store.read() as reader:
+                rows = reader.event_stream(replace(query, limit=size))
+            for row in rows:
+                yield _public(row)
+            given += len(rows)
+            if len(rows) < size:
+                return
+            query = replace(query, after=rows[-1].id)
+
     def inbox(self, officer: str) -> list[Task]:
         """Open tasks the officer may act on: unclaimed ones of their roles in their
         agencies, and the ones they have claimed. Oldest first."""
@@ -911,6 +971,16 @@ class Engine:
             raise StoreError(f"dossier {row.code} has no stored workflow state")
         return Instance.restore(model, row.state, self._script,
                                 self._dictionaries.get(row.spec_id))
+
+    def _regime(self, code: str, proc: Procedure | None) -> Regime:
+        """The regime a dossier was received under, with its procedure's overrides."""
+        key = (code, proc.code if proc is not None else None)
+        found = self._effective.get(key)
+        if found is None:
+            regime = self._regimes().get(code)
+            found = proc.effective_regime(regime) if proc is not None else regime
+            self._effective[key] = found
+        return found
 
     def _regimes(self) -> Regimes:
         if self.library.regimes is None:

@@ -271,19 +271,30 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+#: Each payload type's fields: (attribute, JSON key), in order.
+_KEYS: dict[type, tuple[tuple[str, str], ...]] = {
+    cls: tuple((each.name, each.metadata.get("key", each.name)) for each in fields(cls))
+    for cls in PAYLOADS.values()}
+_PLAIN = (str, int, float, bool)
+
+
 def encode(payload: _Payload) -> dict[str, Any] | None:
     """A payload as the event's stored detail (None: nothing to store)."""
     if isinstance(payload, Completed):
         return dict(payload.data) or None
+    letter_only = isinstance(payload, AppointmentSet) and payload.reason != "apology"
+    omit_none = payload.omit_none
     found: dict[str, Any] = {}
-    for each in fields(payload):
-        value = getattr(payload, each.name)
-        if value is None and payload.omit_none:
+    for name, key in _KEYS[type(payload)]:
+        value = getattr(payload, name)
+        if value is None:
+            if omit_none:
+                continue
+        elif not isinstance(value, _PLAIN):
+            value = _json_value(value)
+        if letter_only and name in AppointmentSet.LETTER:
             continue
-        if isinstance(payload, AppointmentSet) and each.name in AppointmentSet.LETTER \
-                and payload.reason != "apology":
-            continue
-        found[each.metadata.get("key", each.name)] = _json_value(value)
+        found[key] = value
     return found or None
 
 

@@ -135,9 +135,10 @@ def test_dossier_keeps_its_model_version_when_a_new_one_is_loaded(make_engine, s
 
 
 def _number_ids(text: str) -> str:
-    """``text`` with each task id replaced by its number in order of appearance."""
+    """``text`` with each task id (and a workflow's task-id prefix) replaced by its
+    number in order of appearance."""
     seen: dict[str, str] = {}
-    return re.sub(r"[0-9a-f]{32}|[0-9a-f-]{36}",
+    return re.sub(r"[0-9a-f]{32}|[0-9a-f-]{36}|[0-9a-f]{24}",
                   lambda m: seen.setdefault(m.group(), f"T{len(seen)}"), text)
 
 

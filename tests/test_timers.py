@@ -263,3 +263,21 @@ def test_a_timer_whose_dossier_fails_is_reported_and_stays_due(make_engine, sqli
     clock.advance(hours=1)
     (again,) = engine.fire_due_timers()                   # still due, retried
     assert again.dossier_code == codes[0] and again.error
+
+
+def test_the_next_timer_due_lets_a_simulation_jump_its_clock(make_engine, database):
+    clock = ManualClock(at(2025, 7, 4, 16, 0))            # Friday 16:00
+    engine = open_engine(make_engine, database, clock)
+    assert engine.next_timer_due() is None                # nothing waits yet
+    first = prepared(engine)
+    clock.set(at(2025, 7, 7, 9, 0))
+    second = prepared(engine)
+    due = engine.next_timer_due()
+    assert due == at(2025, 7, 8, 16, 0) and due.tzinfo is not None
+    # Jump to it instead of polling: exactly the first dossier's timer is due.
+    clock.set(due)
+    assert [f.dossier_code for f in engine.fire_due_timers()] == [first]
+    assert engine.next_timer_due() == at(2025, 7, 9, 9, 0)
+    clock.set(engine.next_timer_due())
+    assert [f.dossier_code for f in engine.fire_due_timers()] == [second]
+    assert engine.next_timer_due() is None

@@ -3,36 +3,39 @@
 SpiffWorkflow's stock serializer writes the whole process spec into every workflow's
 JSON, and each task as a dict that names its parent and children by UUID. Here a
 dossier's state holds only its task tree and data: the spec is stored once (by content
-hash) and handed back on restore, and top-level tasks are rows that point at each other
-by position. The encoding is about a third smaller and twice as fast to produce, and the
+hash) and handed back on restore, and tasks are rows that name each other by number.
+The encoding is about a third smaller and twice as fast to produce, and the
 dossier's state is what every engine command writes.
 
-A task row is ``[id_hex, parent, children, state, spec_name, triggered, changed,
-internal_data, data]`` where ``parent`` and ``children`` are row positions (``-1``: no
-parent), ``changed`` orders the tasks' last state changes (1 for the earliest; tasks
-changed together share a number) and ``data`` is the full data for the root, ``1`` for a
-task whose data is still empty (not reached yet), and ``[updates, deletions]`` relative
-to the parent otherwise, as SpiffWorkflow itself stores it. Sub-process workflows (call
-activities, embedded sub-processes) are encoded the same way, keyed by the id of the task
-that runs them.
+A task row is ``[id, parent, children, state, spec_name, triggered, changed,
+internal_data, data]`` where ``parent`` and ``children`` name tasks as ``id`` does (the
+task's number, or its UUID's hex for a task not numbered; ``-1``: no parent),
+``changed`` orders the tasks' last state changes, and ``data`` is the full data for the
+root, ``1`` for a task whose data is still empty (not reached yet), and ``[updates,
+deletions]`` relative to the parent otherwise, as SpiffWorkflow itself stores it.
+Sub-process workflows (call activities, embedded sub-processes) are encoded the same way,
+keyed by the id of the task that runs them.
 
-SpiffWorkflow stamps each state change with the wall clock (``last_state_change``) and
-joins order the tasks they wait for by it. A stored state keeps only the order of those
-stamps, and while :func:`ticking` SpiffWorkflow's clock is a counter, so a state depends
-on the inputs and the engine's clock alone. Format 3 (onestop 0.1) kept the wall-clock
-stamps; it is read and turned into the same order.
+A workflow's counters (:class:`Stamps`) stand in for SpiffWorkflow's randomness and wall
+clock while it runs (:func:`ticking`): task ids are the workflow's own random prefix and a
+number (so a row stores the number; the prefix is stored once, under ``ids``), and state
+changes are stamped with the workflow's counter instead of the time of day (joins order
+the tasks they wait for by it). So a state depends on the inputs and the engine's clock
+alone, and most of what made it incompressible is gone. Format 3 (onestop 0.1) kept
+random ids and wall-clock stamps; it is read, its stamps replaced by their order.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time as _wall_clock
 import zlib
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import SpiffWorkflow.task as _spiff_task
 
@@ -68,35 +71,76 @@ STATE_FORMAT = 4
 READABLE_FORMATS = (3, 4)
 
 _ACTIVE = threading.local()
+#: Task ids are a workflow's prefix (the high 96 bits, a version-4 UUID's) and a number.
+_NUMBER_BITS = 32
+_NUMBERS = (1 << _NUMBER_BITS) - 1
+#: A stamp this large came from the wall clock (SpiffWorkflow run outside ticking).
+_WALL_CLOCK = 1_000_000_000
+
+
+class Stamps:
+    """A workflow's counters: the last state-change stamp given, its task-id prefix and
+    how many task ids it has issued."""
+
+    __slots__ = ("tick", "prefix", "issued")
+
+    def __init__(self, tick: int = 0, prefix: int | None = None, issued: int = 0) -> None:
+        self.tick = tick
+        self.prefix = prefix if prefix is not None else \
+            UUID(int=secrets.randbits(128) & ~_NUMBERS, version=4).int
+        self.issued = issued
+
+    def next_id(self) -> UUID:
+        """A new task id: the prefix and the next number."""
+        self.issued += 1
+        if self.issued > _NUMBERS:
+            raise ValueError("a workflow has issued more task ids than it can number")
+        return UUID(int=self.prefix | self.issued)
+
+    def number(self, task_id: UUID) -> int | None:
+        """The number of one of this workflow's task ids (None for any other id)."""
+        value = task_id.int
+        return value & _NUMBERS if value & ~_NUMBERS == self.prefix else None
+
+    def task_id(self, number: int) -> UUID:
+        """The task id of a number this workflow issued."""
+        return UUID(int=self.prefix | number)
 
 
 class _StateClock:
     """SpiffWorkflow's ``time`` module as its tasks see it: while :func:`ticking`, each
-    reading is the next number of the running workflow's counter; otherwise the wall
-    clock (for SpiffWorkflow used outside an engine command)."""
+    reading is the next stamp of the running workflow; otherwise the wall clock (for
+    SpiffWorkflow used outside an engine command)."""
 
     @staticmethod
     def time() -> float:
-        counter = getattr(_ACTIVE, "counter", None)
-        if counter is None:
+        stamps: Stamps | None = getattr(_ACTIVE, "stamps", None)
+        if stamps is None:
             return _wall_clock.time()
-        counter[0] += 1
-        return float(counter[0])
+        stamps.tick += 1
+        return stamps.tick
+
+
+def _new_task_id() -> UUID:
+    """SpiffWorkflow's ``uuid4`` as its tasks see it: the running workflow's next id."""
+    stamps = getattr(_ACTIVE, "stamps", None)
+    return stamps.next_id() if stamps is not None else uuid4()
 
 
 _spiff_task.time = _StateClock()  # type: ignore[assignment]
+_spiff_task.uuid4 = _new_task_id  # type: ignore[attr-defined]
 
 
 @contextmanager
-def ticking(counter: list[float]) -> Iterator[None]:
-    """Within the block, SpiffWorkflow stamps state changes with ``counter[0] + 1``,
-    ``+ 2``, ... (``counter`` is a one-item list the caller keeps per workflow)."""
-    outer = getattr(_ACTIVE, "counter", None)
-    _ACTIVE.counter = counter
+def ticking(stamps: Stamps) -> Iterator[None]:
+    """Within the block, SpiffWorkflow takes its task ids and state-change stamps from
+    ``stamps`` (kept by the caller per workflow)."""
+    outer = getattr(_ACTIVE, "stamps", None)
+    _ACTIVE.stamps = stamps
     try:
         yield
     finally:
-        _ACTIVE.counter = outer
+        _ACTIVE.stamps = outer
 
 
 def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
@@ -111,13 +155,13 @@ def _ranks(workflow: BpmnWorkflow) -> dict[float, int]:
     return {stamp: n for n, stamp in enumerate(stamps, 1)}
 
 
-def renumber(workflow: BpmnWorkflow) -> float:
-    """Replace the workflow's stamps by their order; returns the last number (where a
-    counter for :func:`ticking` starts)."""
+def renumber(workflow: BpmnWorkflow) -> int:
+    """Replace the workflow's stamps by their order; returns the last number (where its
+    :class:`Stamps` go on from)."""
     ranks = _ranks(workflow)
     for task in _all_tasks(workflow):
         task.last_state_change = ranks[task.last_state_change]
-    return float(len(ranks))
+    return len(ranks)
 
 
 @lru_cache(maxsize=1)
@@ -143,85 +187,108 @@ def state_dictionary(spec: Any, subprocess_specs: Any) -> bytes:
     a later change here never makes a stored state unreadable."""
     names = sorted({*spec.task_specs, *(n for sub in subprocess_specs.values()
                                         for n in sub.task_specs)})
-    skeleton = ('"format":' + str(STATE_FORMAT) + ',"events":[],"subprocesses":{"root":0,'
-                '"last":,"data":{},"success":true,"completed":false,"correlations":{},'
-                '"tasks":[[')
+    skeleton = ('"format":' + str(STATE_FORMAT) + ',"events":[],"subprocesses":{},"ids":["'
+                '"root":0,"last":,"data":{},"success":true,"completed":false,'
+                '"correlations":{},"tasks":[[')
     return ("".join(f'"{name}",' for name in names) + skeleton).encode("utf-8")
 
 
-def dump_state(workflow: BpmnWorkflow, cache: dict[UUID, tuple[Any, str]] | None = None,
+def dump_state(workflow: BpmnWorkflow, stamps: Stamps,
+               cache: dict[int, tuple[Any, str]] | None = None,
                dictionary: bytes | None = None) -> bytes:
     """The workflow's state (no spec), as compressed JSON.
 
-    ``cache`` (kept by the caller between dumps of the same workflow) holds the encoded
-    rows of settled tasks, so each command encodes only the tasks that can still change.
-    ``dictionary`` (:func:`state_dictionary` of the model) makes it about a sixth smaller.
+    ``stamps`` are the workflow's counters. ``cache`` (kept by the caller between dumps
+    of the same workflow) holds the encoded rows of settled tasks, so each command
+    encodes only the tasks that can still change. ``dictionary``
+    (:func:`state_dictionary` of the model) makes it about a sixth smaller.
     """
     registry = _workflow_converter().registry
-    ranks = _ranks(workflow)
-    subprocesses = ",".join(f'"{task_id}":{_encode_workflow(sub, registry, cache, ranks)}'
-                            for task_id, sub in workflow.subprocesses.items())
-    events = json.dumps(registry.convert(workflow.bpmn_events), separators=(",", ":"),
-                        ensure_ascii=False)
-    top = _encode_workflow(workflow, registry, cache, ranks)
+    subprocesses = ",".join(
+        f'"{_task_key(task_id, stamps)}":{_encode_workflow(sub, registry, cache, stamps)}'
+        for task_id, sub in workflow.subprocesses.items())
+    events = _JSON(registry.convert(workflow.bpmn_events))
+    top = _encode_workflow(workflow, registry, cache, stamps)
+    ids = f'["{stamps.prefix >> _NUMBER_BITS:024x}",{stamps.issued}]'
     text = (f'{{"format":{STATE_FORMAT},"events":{events},"subprocesses":{{{subprocesses}}},'
-            f'{top[1:]}')
+            f'"ids":{ids},{top[1:]}')
     if dictionary is None:
         return zlib.compress(text.encode("utf-8"), 6)
-    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    # A small hash table (memLevel 4): states are a few kilobytes, and a large one costs
+    # more to set up than it saves.
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 4, zlib.Z_DEFAULT_STRATEGY, dictionary)
     return packer.compress(text.encode("utf-8")) + packer.flush()
 
 
+def _task_key(task_id: UUID, stamps: Stamps) -> str:
+    """How a state names a task: its number, or its UUID for an id not numbered."""
+    number = stamps.number(task_id)
+    return str(number) if number is not None else str(task_id)
+
+
+#: JSON as states store it (one encoder: ``json.dumps`` with options builds one per call).
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _encode_workflow(workflow: Any, registry: Any,
-                     cache: dict[UUID, tuple[Any, str]] | None, ranks: dict[float, int],
-                     ) -> str:
+                     cache: dict[int, tuple[Any, str]] | None, stamps: Stamps) -> str:
     """One workflow (the top one or a sub-process) as a JSON object text: its attributes
-    and its tasks as rows that point at each other by position."""
+    and its tasks as rows that name each other by number (or by UUID, for a task whose id
+    is not one of the workflow's numbers), so a row does not change when others come
+    and go."""
+    tasks = workflow.tasks
+    prefix, numbers = stamps.prefix, _NUMBERS
     # Keyed by the UUIDs' integers: hashing a UUID object is a Python-level call.
-    position = {task_id.int: n for n, task_id in enumerate(workflow.tasks)}
+    refs: dict[int, int | str] = {}
+    for task_id in tasks:
+        value = task_id.int
+        refs[value] = value & numbers if value & ~numbers == prefix else task_id.hex
     fragments: list[str] = []
-    for at, task in enumerate(workflow.tasks.values()):
-        parent = workflow.tasks.get(task._parent) if task._parent is not None else None
-        parent_at = position[task._parent.int] if parent is not None else -1
-        children = [position[child.int] for child in task._children]
+    for task in tasks.values():
+        parent_id = task._parent
+        parent = refs.get(parent_id.int, -1) if parent_id is not None else -1
+        children = [refs[child.int] for child in task._children]
+        state, own, internal = task._state, task.data, task.internal_data
         key = None
-        if cache is not None and task.state & _SETTLED:
-            key = (at, parent_at, children, task.state, ranks[task.last_state_change])
-            hit = cache.get(task.id)
+        # A settled task no longer changes; a task not reached yet has no data of its own:
+        # either's row follows from where it stands and its stamps.
+        if cache is not None and (state & _SETTLED or not (own or internal)):
+            key = (parent, children, state, task.last_state_change, task.triggered, not own)
+            hit = cache.get(task.id.int)
             if hit is not None and hit[0] == key:
                 fragments.append(hit[1])
                 continue
-        if parent is None:
-            data: Any = registry.convert(registry.clean(task.data))
-        elif not task.data:
+        if parent == -1:
+            data: Any = registry.convert(registry.clean(own))
+        elif not own:
             data = 1  # a task not reached yet: SpiffWorkflow fills its data on arrival
         else:
-            updates = DeepMerge.get_updated_keys(parent.data, task.data)
-            deletions = DeepMerge.get_deleted_keys(parent.data, task.data)
+            inherited = tasks[parent_id].data
+            updates = DeepMerge.get_updated_keys(inherited, own)
+            deletions = DeepMerge.get_deleted_keys(inherited, own)
             data = [registry.convert(updates) if updates else 0, deletions or 0]
-        fragment = json.dumps([
-            task.id.hex, parent_at, children, task.state, task.task_spec.name,
-            1 if task.triggered else 0, ranks[task.last_state_change],
-            registry.convert(task.internal_data) if task.internal_data else 0, data,
-        ], separators=(",", ":"), ensure_ascii=False)
+        fragment = _JSON([
+            refs[task.id.int], parent, children, state, task.task_spec.name,
+            1 if task.triggered else 0, int(task.last_state_change),
+            registry.convert(internal) if internal else 0, data])
         if key is not None and cache is not None:
-            cache[task.id] = (key, fragment)
+            cache[task.id.int] = (key, fragment)
         fragments.append(fragment)
-    document = {
-        "root": position[workflow.task_tree.id.int],
-        "last": position[workflow.last_task.id.int] if workflow.last_task is not None else -1,
+    head = _JSON({
+        "root": refs[workflow.task_tree.id.int],
+        "last": refs[workflow.last_task.id.int] if workflow.last_task is not None else -1,
         "data": registry.convert(registry.clean(workflow.data)),
         "success": workflow.success,
         "completed": workflow.completed,
         "correlations": workflow.correlations,
-    }
-    head = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    })
     return f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
 
 
 def load_state(blob: bytes, model: _Specs, script_engine: Any,
-               dictionary: bytes | None = None) -> BpmnWorkflow:
-    """Rebuild a workflow from :func:`dump_state` output and its model."""
+               dictionary: bytes | None = None) -> tuple[BpmnWorkflow, Stamps]:
+    """Rebuild a workflow and its counters from :func:`dump_state` output and its
+    model."""
     if len(blob) > 1 and blob[1] & 0x20:   # zlib header: compressed with a preset dictionary
         if dictionary is None:
             raise ValueError("the state was compressed with a dictionary; none was given")
@@ -232,40 +299,58 @@ def load_state(blob: bytes, model: _Specs, script_engine: Any,
     document = json.loads(text)
     if document.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unknown workflow state format {document.get('format')!r}")
+    if "ids" in document:
+        prefix, issued = document["ids"]
+        stamps = Stamps(0, int(prefix, 16) << _NUMBER_BITS, int(issued))
+    else:
+        stamps = Stamps()           # format 3: random ids, a prefix for the new ones
     registry = _workflow_converter().registry
     workflow = BpmnWorkflow(model.spec, dict(model.subprocess_specs),
                             script_engine=script_engine, deserializing=True)
-    _decode_workflow(document, workflow, registry)
+    by_position = document["format"] == 3
+    _decode_workflow(document, workflow, registry, stamps, by_position)
     workflow.bpmn_events = registry.restore(document["events"])
-    _decode_subprocesses(document["subprocesses"], workflow, workflow, registry)
-    if document["format"] == 3:
-        renumber(workflow)           # wall-clock stamps: only their order is kept
-    return workflow
+    _decode_subprocesses(document["subprocesses"], workflow, workflow, registry, stamps,
+                         by_position)
+    # Format 3 kept wall-clock stamps: only their order is kept.
+    last = max((t.last_state_change for t in _all_tasks(workflow)), default=0)
+    stamps.tick = renumber(workflow) if document["format"] == 3 or last > _WALL_CLOCK \
+        else int(last)
+    return workflow, stamps
 
 
-def _decode_workflow(document: dict[str, Any], workflow: Any, registry: Any) -> None:
+def _decode_workflow(document: dict[str, Any], workflow: Any, registry: Any,
+                     stamps: Stamps, by_position: bool) -> None:
+    """Rebuild one workflow's tasks. Rows name each other by number or UUID (format 4),
+    or by position (``by_position``: format 3)."""
     workflow.tasks = {}
-    ids = [UUID(hex=row[0]) for row in document["tasks"]]
+    rows = document["tasks"]
+    ids = [stamps.task_id(row[0]) if isinstance(row[0], int) else UUID(hex=row[0])
+           for row in rows]
+    if by_position:
+        named: Any = ids
+    else:
+        named = {row[0]: ids[n] for n, row in enumerate(rows)}
     specs = workflow.spec.task_specs
     top = getattr(workflow, "top_workflow", workflow)
-    for row in document["tasks"]:
-        task_id, parent, children, state, spec_name, triggered, changed, internal, data = row
+    for n, row in enumerate(rows):
+        _id, parent, children, state, spec_name, triggered, changed, internal, data = row
         spec = specs.get(spec_name)
         if spec is None:
             raise ValueError(f"the state names task {spec_name!r}, which the model lacks")
-        task = Task(workflow, spec, state=state, id=UUID(hex=task_id))
-        task._parent = ids[parent] if parent >= 0 else None
-        task._children = [ids[child] for child in children]
+        task = Task(workflow, spec, state=state, id=ids[n])
+        task._parent = named[parent] if parent != -1 else None
+        task._children = [named[child] for child in children]
         task.triggered = bool(triggered)
         task.last_state_change = changed
         task.internal_data = registry.restore(internal) if internal else {}
         if isinstance(task.task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
             top.event_manager.add_task(task)
-        if parent >= 0 and data == 1:
+        if parent != -1 and data == 1:
             task.data = {}
-        elif parent >= 0:
+        elif parent != -1:
             updates, deletions = data
-            merged = DeepMerge.merge({}, workflow.tasks[ids[parent]].data)
+            merged = DeepMerge.merge({}, workflow.tasks[task._parent].data)
             if updates:
                 merged.update(registry.restore(updates))
             for key in deletions or ():
@@ -273,8 +358,9 @@ def _decode_workflow(document: dict[str, Any], workflow: Any, registry: Any) -> 
             task.data = merged
         else:
             task.data = registry.restore(data)
-    workflow.task_tree = workflow.tasks[ids[document["root"]]]
-    workflow.last_task = workflow.tasks[ids[document["last"]]] if document["last"] >= 0 else None
+    workflow.task_tree = workflow.tasks[named[document["root"]]]
+    workflow.last_task = workflow.tasks[named[document["last"]]] \
+        if document["last"] != -1 else None
     workflow.data = registry.restore(document["data"])
     workflow.success = document["success"]
     workflow.completed = document["completed"]
@@ -282,15 +368,15 @@ def _decode_workflow(document: dict[str, Any], workflow: Any, registry: Any) -> 
 
 
 def _decode_subprocesses(documents: dict[str, Any], workflow: Any, top: BpmnWorkflow,
-                         registry: Any) -> None:
+                         registry: Any, stamps: Stamps, by_position: bool) -> None:
     # Parents before children: a sub-process hangs off a task of an already built one.
     for task in list(workflow.tasks.values()):
-        document = documents.pop(str(task.id), None)
+        document = documents.pop(_task_key(task.id, stamps), None)
         if document is None or not isinstance(task.task_spec, SubWorkflowTask):
             continue
         spec = top.subprocess_specs.get(task.task_spec.spec)
         sub = BpmnSubWorkflow(spec, task.id, top, deserializing=True)
-        _decode_workflow(document, sub, registry)
+        _decode_workflow(document, sub, registry, stamps, by_position)
         top.subprocesses[task.id] = sub
         sub.completed_event.connect(task.task_spec._on_subworkflow_completed, task)
-        _decode_subprocesses(documents, sub, top, registry)
+        _decode_subprocesses(documents, sub, top, registry, stamps, by_position)

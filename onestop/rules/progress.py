@@ -131,6 +131,8 @@ class Progress:
     events: list[Entry] = field(default_factory=list)
     new_tasks: list[NewTask] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    #: Tasks open before that are still open.
+    stayed: list[str] = field(default_factory=list)
     new_timers: list[tuple[str, str, datetime | None]] = field(default_factory=list)
     gone_timers: list[str] = field(default_factory=list)
     rescheduled: list[tuple[str, datetime | None]] = field(default_factory=list)
@@ -360,6 +362,7 @@ def decide(case: Case, happening: Happening, now: datetime, *, actor: str | None
     if completed is not None:
         known.discard(completed.task_id)
     progress.gone = sorted(known - open_ids)
+    progress.stayed = sorted(known & open_ids)
     for gone in progress.gone:
         left = happening.step_of(gone)
         if left is not None and left.sla:

@@ -39,11 +39,14 @@ from .schema import to_micros as micros
 SCHEME = "memory://"
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _copy(value: Any) -> Any:
     """A JSON value copied the way a database stores it (and refused as one would)."""
     if value is None:
         return None
-    return json.loads(json.dumps(value, ensure_ascii=False))
+    return json.loads(_JSON(value))
 
 
 def _micros(instant: datetime) -> int:

@@ -4,7 +4,7 @@ interface (:class:`Unit`) a transaction offers. Nothing here touches a database.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -124,7 +124,7 @@ class SpecRow:
 class EventQuery:
     """Which events to read across dossiers, oldest first: after the event id ``after``,
     of the ``kinds`` given, of an agency or a procedure, at or after ``since`` and before
-    ``until``; at most ``limit``."""
+    ``until``; at most ``limit`` (0: all); of one dossier when ``dossier_id`` is set."""
 
     after: int = 0
     kinds: tuple[str, ...] = ()
@@ -134,7 +134,6 @@ class EventQuery:
     until: datetime | None = None
     limit: int = 500
     dossier_id: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Unit(Protocol):

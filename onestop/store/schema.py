@@ -63,6 +63,9 @@ class Instant(TypeDecorator[datetime]):
         return from_micros(value)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 class JsonText(TypeDecorator[Any]):
     """JSON as readable UTF-8 text."""
 
@@ -72,7 +75,7 @@ class JsonText(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _JSON(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)

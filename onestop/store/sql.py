@@ -129,9 +129,12 @@ S = {
 }
 
 
+#: JSON as the store keeps it: readable UTF-8, compact (one encoder for every value).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False,
-                                                  separators=(",", ":"))
+    return None if value is None else _JSON(value)
 
 
 def _at(value: Any) -> datetime:
@@ -374,7 +377,8 @@ class SqlStore:
                  lock_timeout: float = 30.0, upgrade: bool = True) -> None:
         self.url = normalise_url(database)
         try:
-            self._sql: SqlEngine = create_engine(self.url)
+            # LIFO: a command gets the connection used last, whose page cache is warm.
+            self._sql: SqlEngine = create_engine(self.url, pool_use_lifo=True)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(_cannot_use(self.url, exc)) from None
         shown = self._sql.url.render_as_string(hide_password=True)

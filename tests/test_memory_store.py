@@ -1,0 +1,87 @@
+"""The in-memory store behaves as a database would: engines on one ``memory://NAME`` share
+it, ``memory://`` alone is private, and a unit that fails leaves nothing behind."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+
+from onestop import VIETNAM_TZ, Officer, StoreError
+from onestop.store import MemoryStore, open_store
+
+from .conftest import drive, stored, with_staff
+
+NOW = datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ)
+
+
+def test_engines_on_one_name_share_the_store_and_an_unnamed_one_is_private(make_engine):
+    name = f"memory://{uuid.uuid4().hex}"
+    desk = with_staff(make_engine(name))
+    code = desk.receive("2.000575", applicant={"name": "Đỗ Văn Lâm"},
+                        components=["giay-de-nghi"], officer="tn.an").code
+    other = make_engine(name)
+    assert other.dossier(code).current_steps == ("Task_CheckDossier",)
+    drive(other, code, stop_before="Task_Examine")
+    assert desk.dossier(code).current_steps == ("Task_Examine",)
+
+    private = with_staff(make_engine("memory://"))
+    assert private.procedures()                          # a working engine ...
+    assert list(private.events()) == []                  # ... with none of the others' data
+    assert private.receive("2.000575", applicant={"name": "B"}, components=["giay-de-nghi"],
+                           officer="tn.an").code.endswith("-0001")
+
+
+def test_a_unit_that_fails_takes_back_everything_it_wrote(make_engine):
+    engine = with_staff(make_engine(f"memory://{uuid.uuid4().hex}"))
+    code = engine.receive("2.000575", applicant={"name": "Đỗ Văn Lâm"},
+                          components=["giay-de-nghi"], officer="tn.an").code
+    before = stored(engine)
+    row = None
+    with pytest.raises(RuntimeError):
+        with engine._store.command() as unit:
+            row = unit.dossier(code)
+            unit.next_sequence("AN-BINH-MC:250707")
+            unit.put_officer(Officer("x.y", "Người mới", {"AN-BINH-MC": ["leader"]}))
+            unit.update_dossier(row.id, row.version, 4, b"state", NOW, NOW, None)
+            task = unit.open_tasks(row.id)[0]
+            unit.claim_task(task.id, "tn.an")
+            unit.take_task(task.id, "tn.an")
+            unit.insert_tasks([{"id": "t-1", "dossier_id": row.id, "step": "S", "role": "r",
+                                "agency": "A", "claimed_by": None, "ready_at": NOW,
+                                "due_at": None}])
+            unit.insert_timers([{"id": "m-1", "dossier_id": row.id, "step": "T",
+                                 "due_at": NOW}])
+            unit.reschedule_timer("m-1", None)
+            unit.append_events([{"dossier_id": row.id, "at": NOW, "kind": "claimed",
+                                 "step": "S", "actor": "tn.an", "agency": "A",
+                                 "detail": None, "version": 2}])
+            raise RuntimeError("the command fails after writing")
+    assert stored(engine) == before
+    with engine._store.read() as unit:
+        assert unit.officer("x.y") is None
+        assert unit.next_timer_due() is None
+    assert engine.dossier(code).current_steps == ("Task_CheckDossier",)
+
+
+def test_what_a_caller_gets_back_cannot_change_what_is_stored(make_engine):
+    engine = with_staff(make_engine(f"memory://{uuid.uuid4().hex}"))
+    code = engine.receive("2.000575", applicant={"name": "Đỗ Văn Lâm"},
+                          components=["giay-de-nghi"], officer="tn.an").code
+    with engine._store.read() as unit:
+        unit.dossier(code).info["applicant"]["name"] = "changed"
+        unit.events(unit.dossier(code).id)[0].detail["procedure"] = "changed"
+    assert engine.dossier(code).applicant == {"name": "Đỗ Văn Lâm"}
+    assert engine.history(code)[0].detail["procedure"] == "2.000575"
+
+
+def test_a_second_unit_waits_for_the_first_no_longer_than_the_lock_timeout():
+    store = open_store(f"memory://{uuid.uuid4().hex}", lock_timeout=0.05)
+    assert isinstance(store, MemoryStore)
+    with store.command():
+        with pytest.raises(StoreError, match="locked by another command"):
+            with store.read():
+                pass
+    with store.read() as unit:                       # free again once the first ended
+        assert unit.next_timer_due() is None
