@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from functools import cache
@@ -518,3 +519,84 @@ def test_a_late_path_that_cannot_comply_is_reported(tmp_path: Path) -> None:
         ("Ask", WARNING, "the prompt cannot be answered 'no' (no will_be_late field)"),
         ("Ask", WARNING, "role 'specialist' is not used"),
     }
+
+
+def test_a_late_path_marked_with_modeler_properties_is_a_late_path(tmp_path: Path) -> None:
+    """The loader reads onestop:sla from a modeler's properties panel as well as from the
+    attribute; lint sees a late path either way (it once asked the attribute only, and
+    told a designer whose path starts from a message that there was none)."""
+    path = tmp_path / "props.bpmn"
+    path.write_text("""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:onestop="urn:onestop:bpmn:1" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    id="D_props" targetNamespace="urn:x">
+  <bpmn:message id="M_Apology" name="apology_requested"/>
+  <bpmn:process id="props" isExecutable="true">
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Resolve"/>
+    <bpmn:userTask id="Resolve" onestop:role="specialist"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Resolve" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>
+    <bpmn:boundaryEvent id="Asked" attachedToRef="Resolve" cancelActivity="false">
+      <bpmn:messageEventDefinition id="MD" messageRef="M_Apology"/></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="F3" sourceRef="Asked" targetRef="Ask"/>
+    <bpmn:userTask id="Ask" onestop:agency="responsible"
+                   onestop:form="will_be_late:yes|no; delay_reason?; new_appointment?">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="onestop:sla" value="propose"/>
+      </camunda:properties></bpmn:extensionElements></bpmn:userTask>
+    <bpmn:sequenceFlow id="F4" sourceRef="Ask" targetRef="Letter"/>
+    <bpmn:userTask id="Letter" onestop:role="receiving_officer" onestop:agency="desk">
+      <bpmn:extensionElements><camunda:properties>
+        <camunda:property name="sla" value="apology"/>
+      </camunda:properties></bpmn:extensionElements></bpmn:userTask>
+    <bpmn:sequenceFlow id="F5" sourceRef="Letter" targetRef="End_2"/>
+    <bpmn:endEvent id="End_2"/>
+  </bpmn:process>
+</bpmn:definitions>""", encoding="utf-8")
+    model = load_models([path])["props"]
+    assert model.step("props", "Ask").sla == "propose"          # what the engine reads
+    assert [str(f) for f in lint([path])] == []
+
+
+def test_allotments_count_in_each_agencys_working_day(tmp_path: Path) -> None:
+    """A step's allotment in working days is the working time of its agency's calendar,
+    as the engine counts its deadline: a resolving agency open ten hours a day gives
+    '1wd' ten hours, and two such days no longer fit a two-day legal time."""
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    _model(folder, "long_days", """
+    <bpmn:startEvent id="Start_1"/>
+    <bpmn:sequenceFlow id="F1" sourceRef="Start_1" targetRef="Check"/>
+    <bpmn:userTask id="Check" onestop:role="receiving_officer" onestop:agency="desk"
+                   onestop:allotment="0.5wd" onestop:status="2"/>
+    <bpmn:sequenceFlow id="F2" sourceRef="Check" targetRef="Resolve"/>
+    <bpmn:userTask id="Resolve" onestop:role="specialist" onestop:allotment="1.5wd"/>
+    <bpmn:sequenceFlow id="F3" sourceRef="Resolve" targetRef="End_1"/>
+    <bpmn:endEvent id="End_1"/>
+    <bpmn:boundaryEvent id="Warn" attachedToRef="Resolve" cancelActivity="false">
+      <bpmn:timerEventDefinition id="TD"><bpmn:timeDate>apology_warning</bpmn:timeDate>
+      </bpmn:timerEventDefinition></bpmn:boundaryEvent>
+    <bpmn:sequenceFlow id="F4" sourceRef="Warn" targetRef="Ask"/>
+    <bpmn:userTask id="Ask" onestop:agency="responsible" onestop:sla="propose"
+                   onestop:form="will_be_late:yes|no; delay_reason?; new_appointment?"/>
+    <bpmn:sequenceFlow id="F5" sourceRef="Ask" targetRef="Letter"/>
+    <bpmn:userTask id="Letter" onestop:role="receiving_officer" onestop:agency="desk"
+                   onestop:sla="apology"/>
+    <bpmn:sequenceFlow id="F6" sourceRef="Letter" targetRef="End_2"/>
+    <bpmn:endEvent id="End_2"/>""")
+    (folder / "catalog.json").write_text(json.dumps({
+        "schema": "onestop-catalog/1",
+        "agencies": [{"code": "MC", "name": "Bộ phận một cửa", "level": "commune"},
+                     {"code": "KT", "name": "Phòng Kinh tế", "level": "commune"}],
+        "procedures": [{"code": "9.100001", "name": "Thủ tục thử", "field": "Thử",
+                        "level": "commune", "agency": "KT", "process": "long_days",
+                        "legal_time": "2wd", "desks": ["MC"], "components": []}]},
+        ensure_ascii=False), encoding="utf-8")
+    assert [str(f) for f in lint([folder])] == []               # 4 h + 12 h of 16 h
+    (folder / "calendars.json").write_text(json.dumps({"agencies": {"KT": {"sessions": [
+        ["07:00", "12:00"], ["13:00", "18:00"]]}}}), encoding="utf-8")
+    (finding,) = lint([folder])
+    assert finding.severity == ERROR and finding.element == "long_days"
+    assert "add up to 19 working hours, more than the legal time 2wd (16 working hours)" \
+        in finding.message

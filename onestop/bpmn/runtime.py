@@ -28,6 +28,7 @@ from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..errors import BudgetExceeded, OnestopError, ProcessError
+from ..rules import late_path
 from .extensions import StepInfo
 from .loader import ProcessModel, deep_recursion
 from .sandbox import Sandbox
@@ -208,24 +209,18 @@ def _late_path_after(model: ProcessModel, element_id: str,
     for spec in (model.spec, *model.subprocess_specs.values()):
         start = next((t for t in spec.task_specs.values()
                       if getattr(t, "bpmn_id", None) == element_id), None)
-        if start is None:
-            continue
-        propose = apology = None
-        queue, seen = [start], {start.name}
-        while queue and apology is None:
-            task_spec = queue.pop(0)
-            step = model.step(spec.name, getattr(task_spec, "bpmn_id", None) or "")
-            if step is not None and step.sla == "propose" and propose is None:
-                propose = step
-            elif step is not None and step.sla == "apology":
-                apology = step
-                break
-            for output in task_spec.outputs:
-                if output.name not in seen:
-                    seen.add(output.name)
-                    queue.append(output)
-        return propose, apology
+        if start is not None:
+            return _walk(model, spec, start.name)
     return None, None
+
+
+def _walk(model: ProcessModel, spec: Any, start: str,
+          ) -> tuple[StepInfo | None, StepInfo | None]:
+    """:func:`~onestop.rules.late_path.path_after` over the task specs of ``spec``."""
+    specs = spec.task_specs
+    return late_path.path_after(
+        start, lambda name: [o.name for o in specs[name].outputs],
+        lambda name: model.step(spec.name, getattr(specs[name], "bpmn_id", None) or ""))
 
 
 def model_dictionary(model: ProcessModel) -> bytes:

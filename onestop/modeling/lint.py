@@ -66,9 +66,7 @@ from lxml import etree
 
 from ..bpmn.extensions import (
     BPMN_NS,
-    ONESTOP_NS,
     StepInfo,
-    allotment_share,
     is_cutoff,
     raw_properties,
     step_info,
@@ -90,16 +88,22 @@ from ..bpmn.loader import (
 )
 from ..bpmn.runtime import Instance, script_engine
 from ..bpmn.xml import parse_file
-from ..catalog import Catalog, load_catalog
-from ..duration import Duration, Unit
+from ..calendar import Calendars, load_calendars
+from ..catalog import Catalog, Procedure, load_catalog
+from ..duration import Unit
 from ..errors import ModelError, OnestopError
-from ..library import CATALOG_FILE, load_library
+from ..library import CALENDARS_FILE, CATALOG_FILE, load_library
+from ..model import Channel
+from ..rules import late_path
+from ..rules.deadlines import allotment_span
+from ..rules.intake import Intake
+from ..steps import SLA_PARTS
+from ..timevalue import uses_sla
 
 ERROR, WARNING = "error", "warning"
 #: Kinds of finding: the engine refuses the model; a rule the engine does not enforce
 #: (and warnings' advice); the dry run failed.
 LOAD, RULE, RUN = "load", "rule", "run"
-_HOURS_PER_DAY = Decimal(8)
 _TASKS = ("userTask", "manualTask")
 _NOT_EXECUTABLE = " (in a process that is not executable)"
 _PROCESS = f"{{{BPMN_NS}}}process"
@@ -110,11 +114,10 @@ _IGNORED = {"choreography": "choreography", "globalChoreographyTask": "choreogra
 
 
 def _dossier_variables() -> dict[str, Any]:
-    """The variables the engine gives every new dossier (see ``Engine.receive``), with
-    the values of a free paper dossier that hands in nothing: a dry run starts with
+    """The variables the engine gives every new dossier (:mod:`onestop.rules.intake`),
+    with the values of a free paper dossier that hands in nothing: a dry run starts with
     them, so gateways on ``len(to_digitize) > 0`` or ``fee_due > 0`` evaluate."""
-    return {"procedure": "0.000000", "channel": 1, "components": [],
-            "missing_components": [], "to_digitize": [], "reused": [], "fee_due": 0}
+    return Intake("0.000000", Channel.IN_PERSON, (), (), (), (), 0).variables()
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class _Unit:
     called: set[str] = field(default_factory=set)
     findings: dict[str, list[Finding]] = field(default_factory=dict)
     catalogs: dict[Path, Catalog | None] = field(default_factory=dict)
+    calendars: dict[Path, Calendars] = field(default_factory=dict)
 
     def lint(self) -> list[Finding]:
         for file in self.context:
@@ -241,6 +245,22 @@ class _Unit:
             elif self.catalog is not None:
                 self._add(Finding(str(path), None, ERROR, "catalogue file not found", kind))
         return self.catalogs[path]
+
+    def calendars_for(self, file: Path) -> Calendars:
+        """The agencies' calendars the engine would count in: the library's
+        calendars.json (beside its catalogue), else the national calendar."""
+        folder = self.library if self.library is not None else \
+            (self.catalog.parent if self.catalog is not None else file.parent)
+        path = folder / CALENDARS_FILE
+        if path not in self.calendars:
+            self.calendars[path] = Calendars()
+            if path.is_file():
+                try:
+                    self.calendars[path] = load_calendars(path)
+                except OnestopError as exc:
+                    self._add(Finding(str(path), None, ERROR, str(exc),
+                                      LOAD if self.library is not None else RULE))
+        return self.calendars[path]
 
     def _add(self, finding: Finding) -> None:
         self.findings.setdefault(finding.file, []).append(finding)
@@ -361,7 +381,8 @@ def _lint_file(file: Path, unit: _Unit, built: set[str]) -> list[Finding]:
                 findings.append(_no_executable_flag(process, name))
             context = RuleContext(
                 process=process, file=name, processes=processes,
-                steps=steps, legal_times=used.get(pid, []),
+                steps=steps, procedures=used.get(pid, []),
+                calendars=unit.calendars_for(file),
                 severity=ERROR if pid in used else WARNING, called=pid in unit.called,
                 enforced=unit.library is not None and pid in used, catalog=catalog)
             for rule in ONE_STOP_RULES:
@@ -383,8 +404,10 @@ class RuleContext:
     processes: "_Processes"
     #: The one-stop properties of the process's flow nodes, by id (those that read).
     steps: Mapping[str, StepInfo]
-    #: The legal times of the catalogue procedures that use the process (or its callers).
-    legal_times: list[Duration]
+    #: The catalogue procedures that use the process (none for one only called).
+    procedures: list[Procedure]
+    #: The working calendars of the agencies (the library's calendars.json, if any).
+    calendars: Calendars
     #: ERROR when the catalogue uses the process (or a process that calls it), else WARNING.
     severity: str
     #: Whether some call activity calls the process.
@@ -418,12 +441,13 @@ def _late_path(context: RuleContext) -> Iterator[Finding]:
     latest lawful instant itself), and the prompt it leads to can be answered ``no``
     (``will_be_late``), so only dossiers that will be late get a letter."""
     everything = [context.process, *context.processes.callees(context.process)]
-    sla = f"{{{ONESTOP_NS}}}sla"
     timers = (f"{{{BPMN_NS}}}timeDate", f"{{{BPMN_NS}}}timeDuration")
+    # Steps marked in any form the loader reads (attribute, properties), and timers on
+    # the service-level instants, as the engine recognises them.
     late = any(
-        any((e.get(sla) or "") in ("propose", "apology") for e in p.iter(etree.Element))
-        or any(name in (t.text or "") for t in p.iter(*timers)
-               for name in ("apology_due", "apology_warning"))
+        any(s.sla in SLA_PARTS for s in
+            (context.steps if p is context.process else context.processes.infos(p)).values())
+        or any(uses_sla(t.text or "") for t in p.iter(*timers))
         for p in everything)
     has_user_tasks = any(p.find(f".//{{{BPMN_NS}}}userTask") is not None for p in everything)
     # A called process is covered by its caller's late path.
@@ -439,9 +463,10 @@ def _late_path(context: RuleContext) -> Iterator[Finding]:
         text = " ".join((t.text or "") for t in event.iter(*timers))
         if not text.strip():
             continue
-        prompts = [s for s in _reached(event.get("id") or "", successors, context.steps)
-                   if s.sla == "propose"]
-        if not prompts:
+        first, _letter = late_path.path_after(event.get("id") or "",
+                                              lambda node: successors.get(node, []),
+                                              context.steps.get)
+        if first is None:
             continue
         where = event.get("id")
         if (event.get("cancelActivity") or "true").strip() != "false":
@@ -454,8 +479,7 @@ def _late_path(context: RuleContext) -> Iterator[Finding]:
                           "the warning falls due at apology_due, the latest lawful instant "
                           "for the apology letter itself, so the explanation and the letter "
                           "cannot both be done by then: write apology_warning")
-        first = prompts[0]
-        if not any(f.name == "will_be_late" for f in first.form):
+        if not any(f.name == late_path.WILL_BE_LATE for f in first.form):
             yield Finding(context.file, first.id, WARNING,
                           "the prompt cannot be answered 'no' (no will_be_late field): every "
                           "dossier still in resolution at the warning would get a new "
@@ -471,51 +495,65 @@ def _late_path(context: RuleContext) -> Iterator[Finding]:
                               f"responsible agency; 'leader' by default)")
 
 
-def _reached(start: str, successors: Mapping[str, list[str]],
-             steps: Mapping[str, StepInfo]) -> list[StepInfo]:
-    """The late-path steps (marked ``onestop:sla``) reached from ``start``, nearest
-    first."""
-    found: list[StepInfo] = []
-    queue, seen = [start], {start}
-    while queue:
-        current = queue.pop(0)
-        info = steps.get(current)
-        if info is not None and info.sla and current != start:
-            found.append(info)
-        for target in successors.get(current, []):
-            if target not in seen:
-                seen.add(target)
-                queue.append(target)
-    return found
-
-
 def _budget(context: RuleContext) -> Iterator[Finding]:
-    """The allotments along the longest path fit each legal time of the procedures
-    using the process."""
-    for legal in dict.fromkeys(context.legal_times):
+    """The allotments along the longest path fit the legal time of each procedure using
+    the process: each step's allotment is the working time the engine gives it
+    (:func:`~onestop.rules.deadlines.allotment_span`) in its agency's calendar for that
+    procedure, the legal time the working time of the desk's calendar."""
+    seen = set()
+    for proc in context.procedures:
+        legal = proc.legal_time
         if legal.unit is Unit.CALENDAR_DAYS:
             continue  # calendar time cannot be compared with working-time allotments
-        legal_hours = _hours(legal)
-        spent = _longest(context.process, context.processes, context.steps, legal_hours)
-        if spent > legal_hours:
+        key = (legal, tuple(sorted(proc.agencies.items())), proc.agency, proc.desks[:1])
+        if key in seen:
+            continue
+        seen.add(key)
+        desk = context.calendars.for_agency(proc.desks[0] if proc.desks else None)
+        budget = allotment_span(desk, "100%", legal)
+        spent = _longest(context.process, context.processes, context.steps,
+                         _Spans(proc, context.calendars))
+        if spent > budget:
             yield Finding(context.file, context.process.get("id"), context.severity,
-                          f"allotments along the longest path add up to {_show(spent)} "
+                          f"allotments along the longest path add up to {_hours_of(spent)} "
                           f"working hours, more than the legal time {legal} "
-                          f"({_show(legal_hours)} working hours)")
+                          f"({_hours_of(budget)} working hours"
+                          + (f", procedure {proc.code}" if len(context.procedures) > 1
+                             else "") + ")")
 
 
 #: The one-stop rules lint applies to each executable process, in order.
 ONE_STOP_RULES: tuple[Rule, ...] = (_roles, _late_path, _budget)
 
 
+class _Spans:
+    """The working time each step's allotment gives it, for one procedure: in the
+    calendar of the agency that does it (its slot resolved as the engine resolves it)."""
+
+    def __init__(self, proc: Procedure, calendars: Calendars) -> None:
+        self.proc, self.calendars = proc, calendars
+
+    def of(self, step: StepInfo) -> int:
+        if not step.allotment or step.sla:
+            return 0
+        slot = step.agency or "resolver"
+        agency = {"desk": self.proc.desks[0] if self.proc.desks else None,
+                  "resolver": self.proc.agency, "responsible": self.proc.agency,
+                  }.get(slot, self.proc.agencies.get(slot, slot))
+        calendar = self.calendars.for_agency(agency)
+        if is_cutoff(step.allotment):
+            # Same day, or the next morning's run: at most one working day.
+            return calendar.day_length
+        return allotment_span(calendar, step.allotment, self.proc.legal_time)
+
+
 def _longest(process: etree._Element, processes: "_Processes", infos: Mapping[str, StepInfo],
-             legal_hours: Decimal, depth: int = 0) -> Decimal:
-    """The most working hours allotted along a path from start to end, over normal flows
-    (not those out of boundary events, which run beside the path); a share counts as that
-    share of ``legal_hours``. A step under the transfer cut-off rule (allotment
-    ``cutoff``) counts as one working day. A call activity counts as the longest path of
-    the process it calls, in this file or another one linted with it. A loop counts once.
-    (Iterative: a chain of thousands of steps is fine.)"""
+             spans: _Spans, depth: int = 0) -> int:
+    """The most working time (microseconds) allotted along a path from start to end, over
+    normal flows (not those out of boundary events, which run beside the path). A call
+    activity counts as the longest path of the process it calls, in this file or another
+    one linted with it. A loop counts once. (Iterative: a chain of thousands of steps is
+    fine.)"""
     nodes = {e.get("id"): e for e in process if isinstance(e.tag, str) and e.get("id")}
     targets: dict[str, list[str]] = {}
     for flow in process.iterfind(f"{{{BPMN_NS}}}sequenceFlow"):
@@ -524,38 +562,30 @@ def _longest(process: etree._Element, processes: "_Processes", infos: Mapping[st
             continue
         targets.setdefault(flow.get("sourceRef", ""), []).append(flow.get("targetRef", ""))
 
-    def weight(node_id: str) -> Decimal:
+    def weight(node_id: str) -> int:
         element = nodes[node_id]
         local = etree.QName(element).localname
         if local in ("subProcess", "transaction") and depth < 5:
-            return _longest(element, processes, infos, legal_hours, depth + 1)
+            return _longest(element, processes, infos, spans, depth + 1)
         if local == "callActivity" and depth < 5:
             callee = processes.find(element.get("calledElement"))
             if callee is not None:
-                return _longest(callee, processes, processes.infos(callee), legal_hours,
-                                depth + 1)
+                return _longest(callee, processes, processes.infos(callee), spans, depth + 1)
         info = infos.get(node_id)
-        if info is None or not info.allotment or info.sla:
-            return Decimal(0)
-        if is_cutoff(info.allotment):
-            # Same day, or the next morning's run: at most one working day.
-            return _HOURS_PER_DAY
-        if "%" in info.allotment:
-            return Decimal(str(allotment_share(info.allotment))) * legal_hours
-        return _hours(Duration.parse(info.allotment))
+        return spans.of(info) if info is not None else 0
 
-    memo: dict[str, Decimal] = {}
+    memo: dict[str, int] = {}
     visiting: set[str] = set()
 
-    def best(start: str) -> Decimal:
+    def best(start: str) -> int:
         # A depth-first walk with its own stack: (node, its targets, the best tail yet).
         if start in memo:
             return memo[start]
         if start not in nodes:
-            return Decimal(0)
+            return 0
         visiting.add(start)
-        stack: list[tuple[str, Iterator[str], Decimal]] = [
-            (start, iter(targets.get(start, [])), Decimal(0))]
+        stack: list[tuple[str, Iterator[str], int]] = [
+            (start, iter(targets.get(start, [])), 0)]
         while stack:
             node, pending, tail = stack[-1]
             for target in pending:
@@ -564,7 +594,7 @@ def _longest(process: etree._Element, processes: "_Processes", infos: Mapping[st
                 elif target in nodes and target not in visiting:
                     stack[-1] = (node, pending, tail)
                     visiting.add(target)
-                    stack.append((target, iter(targets.get(target, [])), Decimal(0)))
+                    stack.append((target, iter(targets.get(target, [])), 0))
                     break
                 # else: a loop back (counted once), or a flow to nowhere
             else:
@@ -577,19 +607,12 @@ def _longest(process: etree._Element, processes: "_Processes", infos: Mapping[st
         return memo[start]
 
     starts = [i for i, e in nodes.items() if etree.QName(e).localname == "startEvent"]
-    return max((best(s) for s in starts), default=Decimal(0))
+    return max((best(s) for s in starts), default=0)
 
 
-def _hours(duration: Duration) -> Decimal:
-    if duration.unit is Unit.WORKING_HOURS:
-        return duration.value
-    if duration.unit is Unit.SAME_DAY:
-        return _HOURS_PER_DAY
-    return duration.value * _HOURS_PER_DAY
-
-
-def _show(value: Decimal) -> str:
-    return f"{value.normalize():f}"
+def _hours_of(span: int) -> str:
+    """Microseconds of working time as working hours (at most two decimals)."""
+    return f"{(Decimal(span) / 3_600_000_000).quantize(Decimal('0.01')).normalize():f}"
 
 
 def _dry_connector(data: dict) -> None:
@@ -746,14 +769,14 @@ class _Processes:
 
 
 def _used_processes(catalog: Catalog | None,
-                    processes: "_Processes") -> dict[str, list[Duration]]:
-    """The processes the catalogue uses, with the legal times of the procedures using
-    them, and what they call, in any file linted (with no legal time of their own: their
-    allotments count in the caller's budget)."""
-    used: dict[str, list[Duration]] = {}
+                    processes: "_Processes") -> dict[str, list[Procedure]]:
+    """The processes the catalogue uses, with the procedures using them, and what they
+    call, in any file linted (with no procedure of their own: their allotments count in
+    the caller's budget)."""
+    used: dict[str, list[Procedure]] = {}
     if catalog is not None:
-        for procedure in catalog.procedures.values():
-            used.setdefault(procedure.process, []).append(procedure.legal_time)
+        for procedure in sorted(catalog.procedures.values(), key=lambda p: p.code):
+            used.setdefault(procedure.process, []).append(procedure)
     todo = list(used)
     while todo:
         process = processes.find(todo.pop())

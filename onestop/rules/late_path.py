@@ -37,6 +37,7 @@ from ..duration import Duration
 from ..errors import InvalidInput, RuleViolation
 from ..events import AppointmentSet
 from ..regimes import Regime
+from ..steps import StepInfo
 from .deadlines import apology_due, parse_new_appointment
 
 #: The parts a step plays on the late path (``onestop:sla``).
@@ -46,6 +47,32 @@ WILL_BE_LATE, DELAY_REASON, NEW_APPOINTMENT = "will_be_late", "delay_reason", "n
 YES, NO = "yes", "no"
 #: Names a timer expression may use for the late path's instants.
 LATEST, WARNING, OVERDUE = "apology_due", "apology_warning", "apology_overdue"
+
+
+def path_after(start: str, successors: Callable[[str], Iterable[str]],
+               step_of: Callable[[str], StepInfo | None],
+               ) -> tuple[StepInfo | None, StepInfo | None]:
+    """The late-path steps a flow node leads to: the nearest step marked
+    ``onestop:sla="propose"`` (the prompt) and the nearest marked ``"apology"`` (the
+    letter) downstream of ``start`` (itself included), following the flows
+    ``successors`` gives within its process; (None, None) for a node that leads to
+    neither. The engine walks its loaded model with it and lint the BPMN file's flows,
+    so both find the same path."""
+    propose = apology = None
+    queue, seen = [start], {start}
+    while queue:
+        node = queue.pop(0)
+        step = step_of(node)
+        if step is not None and step.sla == PROPOSE and propose is None:
+            propose = step
+        elif step is not None and step.sla == APOLOGY:
+            apology = step
+            break
+        for target in successors(node):
+            if target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return propose, apology
 
 
 def latest_letter(calendar: WorkingCalendar, regime: Regime, legal_time: Duration | None,
