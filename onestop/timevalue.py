@@ -108,6 +108,6 @@ def uses_sla(expression: str) -> bool:
     """True when a timer expression depends on the service-level instants."""
     try:
         tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError:
-        return False
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False        # not an expression (refused where it is evaluated)
     return any(isinstance(node, ast.Name) and node.id in SLA_NAMES for node in ast.walk(tree))
