@@ -52,7 +52,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
@@ -88,7 +87,7 @@ def _unpack(state: bytes) -> bytes:
 
 
 def _pack(text: bytes) -> bytes:
-    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, _dictionary())
+    packer = zlib.compressobj(6, zlib.DEFLATED, 15, 4, zlib.Z_DEFAULT_STRATEGY, _dictionary())
     return packer.compress(text) + packer.flush()
 DESK = "AN-BINH-MC"
 OFFICER = Officer("tn.an", "Trần Ngọc An", {DESK: ["receiving_officer"]})
@@ -100,7 +99,6 @@ SWEEP = EARLY + timedelta(hours=8)                       # 16:00
 NEXT_DAY = EARLY + timedelta(days=1, hours=9)            # Tuesday 17:00: every PT4H due
 TEMPLATES = 100                                          # not-due dossiers made by the engine
 WAITING = 8                                              # SpiffWorkflow TaskState.WAITING
-_HEX = re.compile(r'"([0-9a-f]{32})"')
 
 
 # -- setup ---------------------------------------------------------------------------
@@ -138,16 +136,17 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
         text = _unpack(state).decode("utf-8")
         document = json.loads(text)
         assert not document["subprocesses"], "cloning expects a process without sub-processes"
-        hexes = [task[0] for task in document["tasks"]]
+        prefix = int(document["ids"][0], 16)
         tasks = db.execute("SELECT id, step, role, agency, claimed_by, ready_at, due_at "
                            "FROM onestop_tasks WHERE dossier_id = ?", (dossier_id,)).fetchall()
         timers = db.execute("SELECT id, step, due_at FROM onestop_timers "
                             "WHERE dossier_id = ?", (dossier_id,)).fetchall()
-        events = db.execute("SELECT at, kind, step, actor, agency, detail FROM onestop_events "
-                            "WHERE dossier_id = ? ORDER BY id", (dossier_id,)).fetchall()
+        events = db.execute("SELECT at, kind, step, actor, agency, detail, version "
+                            "FROM onestop_events WHERE dossier_id = ? ORDER BY id",
+                            (dossier_id,)).fetchall()
         for row_id, *_rest in (*tasks, *timers):
-            assert UUID(row_id).hex in hexes, f"row {row_id} is not a task of {code}"
-        templates.append((values, text, set(hexes), tasks, timers, events))
+            assert UUID(row_id).int >> 32 == prefix, f"row {row_id} is not a task of {code}"
+        templates.append((values, text, prefix, tasks, timers, events))
 
     day = LATE.strftime("%y%m%d")
     key = f"{DESK}:{day}"
@@ -161,23 +160,27 @@ def _clone(path: Path, template_codes: list[str], copies: int) -> list[str]:
     insert_timer = ("INSERT INTO onestop_timers (id, dossier_id, step, due_at) "
                     "VALUES (?, ?, ?, ?)")
     insert_event = ("INSERT INTO onestop_events (dossier_id, at, kind, step, actor, agency, "
-                    "detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    "detail, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
     sample: list[str] = []
     db.execute("BEGIN")
     batch: tuple[list, list, list, list] = ([], [], [], [])
     for n in range(copies):
-        values, text, hexes, tasks, timers, events = templates[n % len(templates)]
-        fresh = {h: UUID(int=rng.getrandbits(128), version=4).hex for h in hexes}
-        state = _pack(_HEX.sub(lambda m, new=fresh: f'"{new.get(m[1], m[1])}"', text)
+        values, text, prefix, tasks, timers, events = templates[n % len(templates)]
+        # A clone's task ids: a prefix of its own, the same numbers.
+        fresh = UUID(int=rng.getrandbits(128) & ~0xFFFFFFFF, version=4).int >> 32
+        state = _pack(text.replace(f'"ids":["{prefix:024x}"', f'"ids":["{fresh:024x}"', 1)
                       .encode("utf-8"))
+
+        def renamed(row_id: str, fresh: int = fresh) -> str:
+            return str(UUID(int=fresh << 32 | UUID(row_id).int & 0xFFFFFFFF))
         seq += 1
         dossier_id = next_id + n
         code = f"{DESK}-{day}-{seq:04d}"
         if n % max(1, copies // 20) == 0:
             sample.append(code)
         batch[0].append((dossier_id, code, *values, state))
-        batch[1].extend((str(UUID(fresh[UUID(t[0]).hex])), dossier_id, *t[1:]) for t in tasks)
-        batch[2].extend((str(UUID(fresh[UUID(t[0]).hex])), dossier_id, *t[1:]) for t in timers)
+        batch[1].extend((renamed(t[0]), dossier_id, *t[1:]) for t in tasks)
+        batch[2].extend((renamed(t[0]), dossier_id, *t[1:]) for t in timers)
         batch[3].extend((dossier_id, *e) for e in events)
         if len(batch[0]) >= 5000 or n == copies - 1:
             for statement, rows in zip((insert_dossier, insert_task, insert_timer, insert_event),
@@ -332,6 +335,40 @@ def naive_restore(path: Path, library: Library) -> tuple[float, int]:
 
 
 # -- main ----------------------------------------------------------------------------
+def naive_scans(options: argparse.Namespace, sizes: dict[str, int], bases: dict[str, Path],
+                library: object) -> dict[str, float | None]:
+    """Time the naive ways to find the due timers (context only)."""
+    naive: dict[str, float | None] = {}
+    for kind in ("decode", "restore"):
+        for name, count in sizes.items():
+            naive[f"{kind}_{name}"] = None
+            if options.naive not in ("both", kind):
+                continue
+            scan = naive_decode if kind == "decode" else \
+                (lambda path: naive_restore(path, library))
+            ms, found = scan(bases[name])
+            assert found == options.due, f"naive {kind} found {found} due timers"
+            naive[f"{kind}_{name}"] = ms
+            print(f"naive {kind:7} {name:5} {count:>9,} open dossiers: {ms:10.1f} ms "
+                  f"to find the {found} due timers")
+    return naive
+
+
+def clean_up(options: argparse.Namespace, folder: Path, bases: dict[str, Path],
+             work: Path) -> None:
+    """Remove the sweep's copy, and the databases unless --keep."""
+    Path(work).unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    if not options.keep:
+        if options.dir:
+            for path in bases.values():
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1_000, help="open dossiers, small case")
@@ -386,30 +423,9 @@ def main() -> None:
         median = {name: statistics.median(values) for name, values in runs.items()}
         ratio = median["large"] / median["small"]
 
-        naive: dict[str, float | None] = {}
-        for kind in ("decode", "restore"):
-            for name, count in sizes.items():
-                naive[f"{kind}_{name}"] = None
-                if options.naive not in ("both", kind):
-                    continue
-                scan = naive_decode if kind == "decode" else \
-                    (lambda path: naive_restore(path, library))
-                ms, found = scan(bases[name])
-                assert found == options.due, f"naive {kind} found {found} due timers"
-                naive[f"{kind}_{name}"] = ms
-                print(f"naive {kind:7} {name:5} {count:>9,} open dossiers: {ms:10.1f} ms "
-                      f"to find the {found} due timers")
+        naive = naive_scans(options, sizes, bases, library)
     finally:
-        Path(work).unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{work}{suffix}").unlink(missing_ok=True)
-        if not options.keep:
-            if options.dir:
-                for path in bases.values():
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{path}{suffix}").unlink(missing_ok=True)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+        clean_up(options, folder, bases, work)
 
     def rnd(value: float | None, digits: int = 1) -> float | None:
         return None if value is None else round(value, digits)

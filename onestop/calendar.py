@@ -48,18 +48,22 @@ class WorkingTime:
 
     @property
     def days(self) -> int:
+        """Whole working days."""
         return self.microseconds // self.day_length
 
     @property
     def hours(self) -> float:
+        """Working hours beyond the whole days."""
         return (self.microseconds % self.day_length) / (3600 * _US)
 
     @property
     def total_hours(self) -> float:
+        """All of it in working hours."""
         return self.microseconds / (3600 * _US)
 
     @property
     def total_days(self) -> float:
+        """All of it in working days (of this calendar's length)."""
         return self.microseconds / self.day_length
 
 
@@ -87,7 +91,7 @@ class WorkingCalendar:
         self._starts = [t.hour * 3600 + t.minute * 60 + t.second for t, _ in self.sessions]
         self._ends = [t.hour * 3600 + t.minute * 60 + t.second for _, t in self.sessions]
         self.day_length = sum(e - s for s, e in zip(self._starts, self._ends, strict=True)) * _US
-        country = holidays.Vietnam(years=years)
+        country = holidays.country_holidays("VN", years=years)
         off = set(country) | set(days_off)
         extra = set(getattr(country, "weekend_workdays", set())) | set(working_days)
         off -= set(working_days)
@@ -118,6 +122,7 @@ class WorkingCalendar:
 
     # -- days ----------------------------------------------------------------------
     def is_working_day(self, day: date) -> bool:
+        """Whether offices work on ``day`` (weekdays and make-up Saturdays, not holidays)."""
         ordinal = day.toordinal()
         index = bisect.bisect_left(self._days, ordinal)
         return index < len(self._days) and self._days[index] == ordinal

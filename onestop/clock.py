@@ -20,13 +20,16 @@ VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
 class Clock(Protocol):
     """Anything with a ``now()`` returning a timezone-aware datetime."""
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
 
 
 class SystemClock:
     """The real time, in Vietnam's time zone."""
 
     def now(self) -> datetime:
+        """The current instant in Vietnam's time zone."""
         return datetime.now(VIETNAM_TZ)
 
 
@@ -42,6 +45,7 @@ class ManualClock:
         self._now = _aware(start)
 
     def now(self) -> datetime:
+        """The instant the clock was last set or advanced to."""
         return self._now
 
     def set(self, instant: datetime) -> datetime:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from .clock import VIETNAM_TZ, ManualClock
 from .engine import Engine
-from .model import Channel, Dossier, DossierStatus, EventKind, Officer
+from .model import Channel, Dossier, DossierStatus, Event, EventKind, Officer
 
 START = datetime(2025, 7, 7, 8, 0, tzinfo=VIETNAM_TZ)
 
@@ -96,7 +96,6 @@ def run_demo(database: str | Path, out: TextIO, *,
     engine = Engine(str(path), library=library, clock=clock)
     names = {officer.id: officer.name for officer in STAFF}
     names["portal"] = "Cổng dịch vụ công"
-    catalog = engine.library.catalog
     try:
         for officer in STAFF:
             engine.add_officer(officer)
@@ -133,52 +132,7 @@ def run_demo(database: str | Path, out: TextIO, *,
         for code in codes:
             dossier = engine.dossier(code)
             finals.append(dossier)
-            print(f"Dossier {code}", file=out)
-            print(f"  {dossier.procedure_name} ({dossier.procedure}); "
-                  f"channel: {dossier.channel.name.lower().replace('_', ' ')}; "
-                  f"applicant: {dossier.applicant.get('name')}", file=out)
-            history = engine.history(code)
-            for index, event in enumerate(history):
-                when = event.at.strftime("%Y-%m-%d %H:%M")
-                actor = names.get(event.actor or "", event.actor or "")
-                if event.kind is EventKind.RECEIVED:
-                    print(f"  {when}  received by {actor} at "
-                          f"{catalog.agency(event.agency or '').name}", file=out)
-                elif event.kind is EventKind.COMPLETED:
-                    handed = [e for e in history[index + 1:]
-                              if e.kind is EventKind.HANDED_OVER and e.at == event.at
-                              and e.step == event.step]
-                    onward = "; ".join(
-                        f"{_step_name(engine, dossier, e.detail['to_step'])} "
-                        f"({e.detail['to_role']}, {catalog.agency(e.detail['to_agency']).name})"
-                        for e in handed)
-                    said = "; ".join(f"{_FIELD_LABELS[k]}: {_said(v)}"
-                                     for k, v in event.detail.items() if k in _FIELD_LABELS)
-                    print(f"  {when}  {_step_name(engine, dossier, event.step)} — {actor}"
-                          + (f" ({said})" if said else "")
-                          + (f" → {onward}" if onward else ""), file=out)
-                elif event.kind is EventKind.STATUS_CHANGED:
-                    status = DossierStatus(event.detail["to"])
-                    appointed = event.detail.get("appointment")
-                    print(f"  {when}  status {int(status)}: {status.label_vi}"
-                          + (f"; hẹn trả {_slip(appointed)}" if appointed else ""), file=out)
-                elif event.kind is EventKind.TIMER_FIRED:
-                    print(f"  {when}  {_step_name(engine, dossier, event.step)} "
-                          f"(timer, due {_slip(event.detail['due'])})", file=out)
-                elif event.kind is EventKind.TASK_CANCELLED and event.detail.get("reason"):
-                    print(f"  {when}  withdrawn: {_step_name(engine, dossier, event.step)} "
-                          f"(the resolution has ended)", file=out)
-                elif event.kind is EventKind.APPOINTMENT_SET:
-                    print(f"  {when}  new appointment {_slip(event.detail['appointment'])} "
-                          f"({event.detail['reason']}"
-                          + (f": {event.detail['delay_reason']}; responsible "
-                             f"{catalog.agency(event.detail['responsible']).name}"
-                             if event.detail.get("delay_reason") else "") + ")", file=out)
-            for task in dossier.open_tasks:
-                holder = names.get(task.claimed_by or "") or \
-                    f"any {task.role} of {catalog.agency(task.agency).name}"
-                print(f"  now at: {task.name} (held by {holder})", file=out)
-            print(file=out)
+            _print_story(engine, dossier, names, out)
         print("Final statuses (status; standing against the appointment; apology letter)",
               file=out)
         width = max(len(d.code) for d in finals)
@@ -190,6 +144,64 @@ def run_demo(database: str | Path, out: TextIO, *,
         return finals
     finally:
         engine.close()
+
+
+def _print_story(engine: Engine, dossier: Dossier, names: dict[str, str],
+                 out: TextIO) -> None:
+    """A dossier's story: its events as the desk would tell them, and where it is now."""
+    catalog = engine.library.catalog
+    print(f"Dossier {dossier.code}", file=out)
+    print(f"  {dossier.procedure_name} ({dossier.procedure}); "
+          f"channel: {dossier.channel.name.lower().replace('_', ' ')}; "
+          f"applicant: {dossier.applicant.get('name')}", file=out)
+    history = engine.history(dossier.code)
+    for index, event in enumerate(history):
+        line = _event_line(engine, dossier, event, history[index + 1:], names)
+        if line is not None:
+            print(f"  {event.at.strftime('%Y-%m-%d %H:%M')}  {line}", file=out)
+    for task in dossier.open_tasks:
+        holder = names.get(task.claimed_by or "") or \
+            f"any {task.role} of {catalog.agency(task.agency).name}"
+        print(f"  now at: {task.name} (held by {holder})", file=out)
+    print(file=out)
+
+
+def _event_line(engine: Engine, dossier: Dossier, event: Event, later: list[Event],
+                names: dict[str, str]) -> str | None:
+    """One event of the story (None: not told)."""
+    catalog = engine.library.catalog
+    actor = names.get(event.actor or "", event.actor or "")
+    detail = event.detail
+    if event.kind is EventKind.RECEIVED:
+        return f"received by {actor} at {catalog.agency(event.agency or '').name}"
+    if event.kind is EventKind.COMPLETED:
+        handed = [e for e in later if e.kind is EventKind.HANDED_OVER and e.at == event.at
+                  and e.step == event.step]
+        onward = "; ".join(
+            f"{_step_name(engine, dossier, e.detail['to_step'])} "
+            f"({e.detail['to_role']}, {catalog.agency(e.detail['to_agency']).name})"
+            for e in handed)
+        said = "; ".join(f"{_FIELD_LABELS[k]}: {_said(v)}"
+                         for k, v in detail.items() if k in _FIELD_LABELS)
+        return (f"{_step_name(engine, dossier, event.step)} — {actor}"
+                + (f" ({said})" if said else "") + (f" → {onward}" if onward else ""))
+    if event.kind is EventKind.STATUS_CHANGED:
+        status = DossierStatus(detail["to"])
+        appointed = detail.get("appointment")
+        return (f"status {int(status)}: {status.label_vi}"
+                + (f"; hẹn trả {_slip(appointed)}" if appointed else ""))
+    if event.kind is EventKind.TIMER_FIRED:
+        return (f"{_step_name(engine, dossier, event.step)} "
+                f"(timer, due {_slip(detail['due'])})")
+    if event.kind is EventKind.TASK_CANCELLED and detail.get("reason"):
+        return (f"withdrawn: {_step_name(engine, dossier, event.step)} "
+                f"(the resolution has ended)")
+    if event.kind is EventKind.APPOINTMENT_SET:
+        return (f"new appointment {_slip(detail['appointment'])} ({detail['reason']}"
+                + (f": {detail['delay_reason']}; responsible "
+                   f"{catalog.agency(detail['responsible']).name}"
+                   if detail.get("delay_reason") else "") + ")")
+    return None
 
 
 def _step(engine: Engine, clock: ManualClock, code: str, scenario: Scenario,

@@ -52,6 +52,7 @@ class Regime:
     apology_role: str = DEFAULT_APOLOGY_ROLE
 
     def covers(self, day: date) -> bool:
+        """Whether dossiers received on ``day`` fall under this regime."""
         return ((self.received_from is None or self.received_from <= day)
                 and (self.received_until is None or day <= self.received_until))
 

@@ -39,6 +39,7 @@ class StepInfo:
     connector: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The step as plain JSON values (how a stored model keeps it)."""
         return {
             "id": self.id, "name": self.name, "kind": self.kind, "role": self.role,
             "agency": self.agency, "allotment": self.allotment, "status": self.status,
@@ -48,6 +49,7 @@ class StepInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepInfo":
+        """The step :meth:`to_dict` gave."""
         form = tuple(FormField(str(n), bool(r), tuple(c)) for n, r, c in data["form"])
         return cls(id=data["id"], name=data["name"], kind=data["kind"], role=data["role"],
                    agency=data["agency"], allotment=data["allotment"],

@@ -41,6 +41,7 @@ class IsoDuration:
 
     @classmethod
     def parse(cls, text: str) -> "IsoDuration":
+        """Parse an ISO 8601 duration such as ``P2D`` or ``PT4H``; ValueError otherwise."""
         match = _ISO_DURATION.match(text.strip())
         if match is None:
             raise ValueError(f"'{text}' is not an ISO 8601 duration such as P2D or PT4H")
@@ -60,9 +61,10 @@ class IsoDuration:
         """``instant`` plus this duration in calendar time."""
         whole_years, whole_months = int(self.years), int(self.months)
         extra_days = (self.years - whole_years) * 365 + (self.months - whole_months) * 30
-        return instant + relativedelta(years=whole_years, months=whole_months,
-                                       weeks=self.weeks, days=self.days + extra_days,
-                                       seconds=self.seconds)
+        moved: datetime = instant + relativedelta(
+            years=whole_years, months=whole_months, weeks=self.weeks,
+            days=self.days + extra_days, seconds=self.seconds)
+        return moved
 
 
 TimerValue = IsoDuration | Duration | datetime

@@ -1,6 +1,7 @@
 """The SpiffWorkflow adapter: loading models and running them. Private to onestop."""
 
-from .extensions import FormField, StepInfo
+from ..model import FormField
+from ..steps import StepInfo
 from .loader import ProcessModel, load_models, model_from_body
 from .runtime import Instance, OpenTask, WaitingTimer, evaluate, model_dictionary
 

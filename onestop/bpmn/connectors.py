@@ -46,17 +46,17 @@ def connector_of(node: etree._Element) -> str | None:
     if name:
         return name.strip()
     if node.get(f"{{{CAMUNDA_NS}}}type") == "external" and node.get(f"{{{CAMUNDA_NS}}}topic"):
-        return node.get(f"{{{CAMUNDA_NS}}}topic", "").strip()
+        return str(node.get(f"{{{CAMUNDA_NS}}}topic", "")).strip()
     for child in node.iterfind(f"./{{*}}extensionElements/{{{ZEEBE_NS}}}taskDefinition"):
         if child.get("type"):
-            return child.get("type", "").strip()
+            return str(child.get("type", "")).strip()
     for child in node.iterfind("./{*}extensionElements/{*}serviceTaskOperator"):
         if child.get("id"):
-            return child.get("id", "").strip()
+            return str(child.get("id", "")).strip()
     return None
 
 
-class ConnectorTask(ServiceTask):  # type: ignore[misc]
+class ConnectorTask(ServiceTask):
     """A service task whose connector's answer is merged into the process data."""
 
     def _execute(self, task: Any) -> bool:
@@ -76,10 +76,11 @@ class ConnectorTask(ServiceTask):  # type: ignore[misc]
         return True
 
 
-class ConnectorTaskParser(SpiffTaskParser):  # type: ignore[misc]
+class ConnectorTaskParser(SpiffTaskParser):
     """Builds a :class:`ConnectorTask` from any of the ways a connector is named."""
 
     def create_task(self) -> ConnectorTask:
+        """The connector task of the parsed service task (ModelError if it names none)."""
         try:
             name = connector_of(self.node)
         except ValueError as exc:
@@ -98,7 +99,7 @@ class ConnectorTaskParser(SpiffTaskParser):  # type: ignore[misc]
                              **self.bpmn_attributes)
 
 
-class AutomaticTask(NoneTask):  # type: ignore[misc]
+class AutomaticTask(NoneTask):
     """A plain ``bpmn:task`` that no officer performs: the system does it at once (an
     electronic transfer, say), as Camunda runs a task without a type."""
 

@@ -24,7 +24,7 @@ tasks name their ``connector`` (see :mod:`onestop.bpmn.connectors`).
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Mapping
 
 from lxml import etree
 
@@ -90,35 +90,9 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
     def fail(message: str) -> ModelError:
         return ModelError(message, file=filename, element=element_id, line=element.sourceline)
 
-    if catches_message(element):
-        # Who may deliver the message: the roles the event itself names, any of them
-        # (lane roles are for the lane's tasks); none named: the portal only.
-        role = None
-        names = [n for n in re.split(r"[\s,]+", own.get("role") or "") if n]
-        for each in names:
-            if each != PORTAL_SENDER and not _ROLE.match(each):
-                raise fail(f"role {each!r} must be a lower-case name such as "
-                           f"'receiving_officer', or '{PORTAL_SENDER}'")
-        role = ",".join(dict.fromkeys(names)) or None
-    else:
-        role = own.get("role") or lane_props.get("role")
-        if role is None and lane is not None and _ROLE.match(lane.get("name") or ""):
-            role = lane.get("name")
-        if role is not None:
-            role = role.strip()
-            if not _ROLE.match(role):
-                raise fail(f"role {role!r} must be one lower-case name such as "
-                           f"'specialist' (one role per step)")
+    role = _senders(own, fail) if catches_message(element) \
+        else _role(own, lane_props, lane, fail)
     agency = (own.get("agency") or lane_props.get("agency") or "").strip() or None
-    allotment = own.get("allotment")
-    if allotment is not None and is_cutoff(allotment):
-        allotment = CUTOFF
-    elif allotment is not None:
-        try:
-            allotment_share(allotment) if "%" in allotment else Duration.parse(allotment)
-        except ValueError as exc:
-            raise fail(f"allotment: {exc} (or a share of the legal time such as '20%', or "
-                       f"'{CUTOFF}' for a transfer under the cut-off rule)") from None
     sla = (own.get("sla") or "").strip() or None
     if sla is not None and sla not in SLA_PARTS:
         raise fail(f"sla {sla!r} must be one of: {', '.join(SLA_PARTS)}")
@@ -129,28 +103,72 @@ def step_info(element: etree._Element, lane: etree._Element | None, filename: st
     if connector is not None and not _CONNECTOR.match(connector):
         raise fail(f"connector {connector!r} must be a name of letters, digits, '.', '-' "
                    f"or '_' such as 'payment.confirm'")
-    status = None
-    if "status" in own:
-        try:
-            status = int(own["status"])
-        except ValueError:
-            status = -1
-        if not 1 <= status <= 10:
-            raise fail(f"status {own['status']!r} must be a national status code 1-10")
-    form = parse_form(own.get("form", ""), fail)
     return StepInfo(
         id=element_id,
         name=(element.get("name") or element_id).strip(),
         kind=etree.QName(element).localname,
         role=role,
         agency=agency,
-        allotment=allotment,
-        status=status,
-        form=form,
+        allotment=_allotment(own.get("allotment"), fail),
+        status=_status(own, fail),
+        form=parse_form(own.get("form", ""), fail),
         sla=sla,
         clock=clock,
         connector=connector,
     )
+
+
+def _senders(own: Mapping[str, str], fail: Callable[[str], ModelError]) -> str | None:
+    """Who may deliver the message a catching step waits for: the roles the event itself
+    names, any of them (lane roles are for the lane's tasks); none named: the portal."""
+    names = [n for n in re.split(r"[\s,]+", own.get("role") or "") if n]
+    for each in names:
+        if each != PORTAL_SENDER and not _ROLE.match(each):
+            raise fail(f"role {each!r} must be a lower-case name such as "
+                       f"'receiving_officer', or '{PORTAL_SENDER}'")
+    return ",".join(dict.fromkeys(names)) or None
+
+
+def _role(own: Mapping[str, str], lane_props: Mapping[str, str], lane: etree._Element | None,
+          fail: Callable[[str], ModelError]) -> str | None:
+    """A task's role: its own, else its lane's property, else a lane named by a role."""
+    role = own.get("role") or lane_props.get("role")
+    if role is None and lane is not None and _ROLE.match(lane.get("name") or ""):
+        role = lane.get("name")
+    if role is None:
+        return None
+    role = role.strip()
+    if not _ROLE.match(role):
+        raise fail(f"role {role!r} must be one lower-case name such as "
+                   f"'specialist' (one role per step)")
+    return role
+
+
+def _allotment(allotment: str | None, fail: Callable[[str], ModelError]) -> str | None:
+    """An allotment as written (``1.5wd``, ``20%``), or ``cutoff`` for the cut-off rule."""
+    if allotment is None:
+        return None
+    if is_cutoff(allotment):
+        return CUTOFF
+    try:
+        allotment_share(allotment) if "%" in allotment else Duration.parse(allotment)
+    except ValueError as exc:
+        raise fail(f"allotment: {exc} (or a share of the legal time such as '20%', or "
+                   f"'{CUTOFF}' for a transfer under the cut-off rule)") from None
+    return allotment
+
+
+def _status(own: Mapping[str, str], fail: Callable[[str], ModelError]) -> int | None:
+    """The national status code a step sets (1-10), if it sets one."""
+    if "status" not in own:
+        return None
+    try:
+        status = int(own["status"])
+    except ValueError:
+        status = -1
+    if not 1 <= status <= 10:
+        raise fail(f"status {own['status']!r} must be a national status code 1-10")
+    return status
 
 
 def catches_message(element: etree._Element) -> bool:

@@ -83,7 +83,7 @@ _RESERVED_IDS = frozenset({"Start", "End", "Root"})
 _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
 
 
-class _Parser(SpiffBpmnParser):  # type: ignore[misc]
+class _Parser(SpiffBpmnParser):
     """SpiffWorkflow's parser, with service tasks that call onestop connectors."""
 
     OVERRIDE_PARSER_CLASSES = {
@@ -556,10 +556,25 @@ def _document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
                          f"'definitions' (namespace {BPMN_NS})", file=name,
                          line=root.sourceline)
         return
-    prefix = f"{{{BPMN_NS}}}"
     ids: dict[str, etree._Element] = {}
-    # One pass: ids, and the references to resolve once every id is known.
     references: list[tuple[etree._Element, str, str, bool]] = []
+    yield from _id_problems(root, name, ids, references)
+    for process in root.iter(_PROCESS):
+        flag = process.get("isExecutable")
+        if flag is not None and flag not in ("true", "false"):
+            yield ModelError(f"isExecutable {flag!r} must be \"true\" or \"false\"",
+                             file=name, element=process.get("id"), line=process.sourceline)
+    yield from _element_problems(root, name)
+    yield from _reference_problems(references, ids, name)
+    yield from _diagram_problems(root, name)
+
+
+def _id_problems(root: etree._Element, name: str, ids: dict[str, etree._Element],
+                 references: list[tuple[etree._Element, str, str, bool]],
+                 ) -> Iterator[ModelError]:
+    """One pass over the document: missing, reserved and repeated ids; fills ``ids`` and
+    the ``references`` to resolve once every id is known."""
+    prefix = f"{{{BPMN_NS}}}"
     for element in root.iter():
         tag = element.tag
         if not isinstance(tag, str):
@@ -576,14 +591,7 @@ def _document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
                 references.append((element, tag[len(prefix):], value, True))
         if element_id is None or not element_id.strip():
             if tag in _NEEDS_ID_TAGS:
-                local = tag[len(prefix):]
-                owner = element.getparent()
-                owner_id = owner.get("id") if owner is not None else None
-                within = (f" (in {etree.QName(owner).localname} {owner_id!r})"
-                          if owner is not None and owner_id else "")
-                yield ModelError(f"{local}{within} has {'an empty' if element_id else 'no'} "
-                                 f"id; the engine needs one to tell the elements apart",
-                                 file=name, element=owner_id, line=element.sourceline)
+                yield _missing_id(element, tag[len(prefix):], element_id, name)
             continue
         if element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES):
             yield ModelError(f"id {element_id!r} is reserved by the engine; rename the "
@@ -595,11 +603,22 @@ def _document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
                              element=element_id, line=element.sourceline)
         else:
             ids[element_id] = element
-    for process in root.iter(_PROCESS):
-        flag = process.get("isExecutable")
-        if flag is not None and flag not in ("true", "false"):
-            yield ModelError(f"isExecutable {flag!r} must be \"true\" or \"false\"",
-                             file=name, element=process.get("id"), line=process.sourceline)
+
+
+def _missing_id(element: etree._Element, local: str, element_id: str | None,
+                name: str) -> ModelError:
+    owner = element.getparent()
+    owner_id = owner.get("id") if owner is not None else None
+    within = (f" (in {etree.QName(owner).localname} {owner_id!r})"
+              if owner is not None and owner_id else "")
+    return ModelError(f"{local}{within} has {'an empty' if element_id else 'no'} id; the "
+                      f"engine needs one to tell the elements apart",
+                      file=name, element=owner_id, line=element.sourceline)
+
+
+def _element_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
+    """Flow elements the engine does not run (yet), in processes and sub-processes."""
+    prefix = f"{{{BPMN_NS}}}"
     for process in root.iter(*_SCOPES[:3]):
         for child in process:
             tag = child.tag
@@ -612,6 +631,11 @@ def _document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
             elif local not in SUPPORTED_FLOW_NODES and local not in STRUCTURAL:
                 yield ModelError(f"unknown or unsupported BPMN element {local!r}", file=name,
                                  element=child.get("id"), line=child.sourceline)
+
+
+def _reference_problems(references: list[tuple[etree._Element, str, str, bool]],
+                        ids: dict[str, etree._Element], name: str) -> Iterator[ModelError]:
+    """References (attributes, or element text) that name no element of the file."""
     for element, attribute, value, text in references:
         if _resolve(value, ids) is not None:
             continue
@@ -627,7 +651,6 @@ def _document_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
                 f"{local} {value!r} does not name any element in this file"
                 + (f" (in {etree.QName(owner).localname} {owner_id!r})" if owner_id else ""),
                 file=name, element=owner_id or value, line=element.sourceline)
-    yield from _diagram_problems(root, name)
 
 
 def _diagram_problems(root: etree._Element, name: str) -> Iterator[ModelError]:
@@ -660,7 +683,7 @@ def _resolve(value: str, ids: Mapping[str, etree._Element]) -> etree._Element | 
 def is_executable(process: etree._Element) -> bool:
     """Whether the engine runs ``process``: unless it says ``isExecutable="false"``
     (SpiffWorkflow's reading of the attribute, and the default of BPMN tools)."""
-    return process.get("isExecutable", "true") == "true"
+    return bool(process.get("isExecutable", "true") == "true")
 
 
 def built_processes(processes: Mapping[str, etree._Element]) -> list[str]:
@@ -1079,7 +1102,8 @@ def _caller(root: etree._Element | None, callee: str) -> str | None:
         return None
     for element in root.iter(f"{{{BPMN_NS}}}callActivity"):
         if element.get("calledElement") == callee:
-            return element.get("id")
+            found: str | None = element.get("id")
+            return found
     return None
 
 

@@ -143,33 +143,46 @@ def check(source: str, mode: str = "eval") -> ast.AST:
     nodes = list(ast.walk(tree))
     # Report the most telling problem first: forbidden constructs, then reserved names,
     # then what may be called or accessed.
+    for check_nodes in (_forbidden, _reserved, _calls, _attributes):
+        check_nodes(nodes, source.strip())
+    return tree
+
+
+def _forbidden(nodes: list[ast.AST], shown: str) -> None:
     for node in nodes:
         if not isinstance(node, _ALLOWED_NODES):
             why = _WHY_FORBIDDEN.get(type(node), f"{type(node).__name__} is not allowed")
-            raise UnsafeModelError(f"{why} in {source.strip()!r}")
+            raise UnsafeModelError(f"{why} in {shown!r}")
+
+
+def _reserved(nodes: list[ast.AST], shown: str) -> None:
     for node in nodes:
         if isinstance(node, ast.Name) and node.id.startswith("_"):
             raise UnsafeModelError(f"name {node.id!r} is not allowed (names starting "
-                                   f"with '_' are reserved) in {source.strip()!r}")
+                                   f"with '_' are reserved) in {shown!r}")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise UnsafeModelError(f"attribute {node.attr!r} is not allowed (names starting "
-                                   f"with '_' are reserved) in {source.strip()!r}")
+                                   f"with '_' are reserved) in {shown!r}")
+
+
+def _calls(nodes: list[ast.AST], shown: str) -> None:
     for node in nodes:
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id not in SAFE_BUILTINS:
                 raise UnsafeModelError(f"calling {func.id!r} is not allowed (allowed: "
-                                       f"{', '.join(sorted(SAFE_BUILTINS))}) in "
-                                       f"{source.strip()!r}")
+                                       f"{', '.join(sorted(SAFE_BUILTINS))}) in {shown!r}")
             if not isinstance(func, (ast.Name, ast.Attribute)):
                 raise UnsafeModelError(f"only named functions and data methods may be "
-                                       f"called in {source.strip()!r}")
+                                       f"called in {shown!r}")
+
+
+def _attributes(nodes: list[ast.AST], shown: str) -> None:
     for node in nodes:
         if isinstance(node, ast.Attribute) and node.attr not in SAFE_METHODS:
-            raise UnsafeModelError(f"attribute {node.attr!r} is not allowed in "
-                                   f"{source.strip()!r} (allowed methods: get, keys, "
-                                   f"values, items, lower, upper, strip, split, join, ...)")
-    return tree
+            raise UnsafeModelError(f"attribute {node.attr!r} is not allowed in {shown!r} "
+                                   f"(allowed methods: get, keys, values, items, lower, "
+                                   f"upper, strip, split, join, ...)")
 
 
 def _too_deep(what: str, source: str) -> ModelError:
@@ -352,24 +365,12 @@ def _walk(b: _Budget, value: Any, text: bool = False) -> int:
         _over(b)
     per_item = _TEXT_ITEM if text else _WALK_ITEM
     if len(value) <= _SMALL:
-        total = _WALK_CONTAINER
-        for item in (chain(value, value.values()) if type(value) is dict else value):
-            t = type(item)
-            if t in _WALKED:
-                break
-            total += per_item
-            if t is str or t is bytes:
-                total += len(item) if text else len(item) >> 4
-            elif t is int:
-                bits = item.bit_length()
-                total += (bits >> 2) + ((bits >> 6) ** 2) if text else bits >> 6
-            elif text and (t is float or t is complex):
-                total += _TEXT_FLOAT
-        else:
-            b.work -= total
+        flat = _flat_units(value, per_item, text)
+        if flat is not None:
+            b.work -= flat
             if b.work < 0:
                 _over(b)
-            return total
+            return flat
     level: list[Any] = [value]
     total = 0
     for _depth in range(MAX_VALUE_NESTING):
@@ -385,20 +386,7 @@ def _walk(b: _Budget, value: Any, text: bool = False) -> int:
             _over(b)
         total += units
         kinds = set(map(type, chain.from_iterable(level)))
-        extra = 0
-        for kind in kinds & _STRINGS:
-            chars = sum(map(len, _of_type(level, kind)))
-            extra += 2 * count + (chars if text else chars >> 4)
-        if int in kinds:
-            bits = list(map(int.bit_length, _of_type(level, int)))
-            extra += 3 * count + ((sum(bits) >> 2) + (sum(map(pow, bits, repeat(2))) >> 12)
-                                  if text else sum(bits) >> 6)
-        if text:
-            for kind in kinds & {float, complex}:
-                extra += count + _TEXT_FLOAT * sum(map(_IS[kind],
-                                                       map(type, chain.from_iterable(level))))
-        if not kinds.isdisjoint(_WALKED):
-            extra += 2 * count
+        extra = _item_units(level, kinds, count, text)
         b.work -= extra
         if b.work < 0:
             _over(b)
@@ -409,6 +397,45 @@ def _walk(b: _Budget, value: Any, text: bool = False) -> int:
                               map(_IS_WALKED, map(type, chain.from_iterable(level)))))
     _fail(b, f"a value nested more than {MAX_VALUE_NESTING} deep (or containing itself) "
              f"was compared, hashed or converted")
+
+
+def _flat_units(value: Any, per_item: int, text: bool) -> int | None:
+    """The size of a small container of plain items, counted one by one (None when it
+    holds a container: then it is walked level by level)."""
+    total = _WALK_CONTAINER
+    for item in (chain(value, value.values()) if type(value) is dict else value):
+        t = type(item)
+        if t in _WALKED:
+            return None
+        total += per_item
+        if t is str or t is bytes:
+            total += len(item) if text else len(item) >> 4
+        elif t is int:
+            bits = item.bit_length()
+            total += (bits >> 2) + ((bits >> 6) ** 2) if text else bits >> 6
+        elif text and (t is float or t is complex):
+            total += _TEXT_FLOAT
+    return total
+
+
+def _item_units(level: list[Any], kinds: set[type], count: int, text: bool) -> int:
+    """What the items of one level of containers cost beyond their number: characters,
+    words of numbers, and the containers among them."""
+    extra = 0
+    for kind in kinds & _STRINGS:
+        chars = sum(map(len, _of_type(level, kind)))
+        extra += 2 * count + (chars if text else chars >> 4)
+    if int in kinds:
+        bits = list(map(int.bit_length, _of_type(level, int)))
+        extra += 3 * count + ((sum(bits) >> 2) + (sum(map(pow, bits, repeat(2))) >> 12)
+                              if text else sum(bits) >> 6)
+    if text:
+        for kind in kinds & {float, complex}:
+            extra += count + _TEXT_FLOAT * sum(map(_IS[kind],
+                                                   map(type, chain.from_iterable(level))))
+    if not kinds.isdisjoint(_WALKED):
+        extra += 2 * count
+    return extra
 
 
 def _of_type(level: list[Any], kind: type) -> Iterator[Any]:
@@ -422,7 +449,7 @@ def _eq_units(b: _Budget, x: Any) -> int:
     if t is str or t is bytes:
         return 1 + (len(x) >> 4)
     if t is int:
-        return 1 + (x.bit_length() >> 6)
+        return 1 + int(x.bit_length() >> 6)
     if t in _WALKED:
         return _walk(b, x)
     return 1
@@ -434,7 +461,7 @@ def _key_units(b: _Budget, key: Any) -> int:
     if t is str or t is bytes:
         return 1 + (len(key) >> 6)
     if t is int:
-        return 1 + (key.bit_length() >> 6)
+        return 1 + int(key.bit_length() >> 6)
     if t is tuple:
         return _walk(b, key)
     return 1
@@ -451,7 +478,7 @@ def _text_units(b: _Budget, x: Any) -> int:
     if t is int:
         bits = x.bit_length()
         _spend(b, 1 + ((bits >> 6) ** 2))
-        return 1 + (bits * 30103) // 100000
+        return 1 + int(bits * 30103) // 100000
     if t in _WALKED:
         return _walk(b, x, True)
     _spend(b, _TEXT_FLOAT if t is float or t is complex else 1)

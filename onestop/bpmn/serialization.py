@@ -127,8 +127,8 @@ def _new_task_id() -> UUID:
     return stamps.next_id() if stamps is not None else uuid4()
 
 
-_spiff_task.time = _StateClock()  # type: ignore[assignment]
-_spiff_task.uuid4 = _new_task_id  # type: ignore[attr-defined]
+_spiff_task.time = _StateClock()
+_spiff_task.uuid4 = _new_task_id
 
 
 @contextmanager

@@ -38,6 +38,7 @@ class DurationTimer(DurationTimerEventDefinition):
     """A duration timer (``timeDuration``) fired by the engine."""
 
     def has_fired(self, my_task: Any) -> bool:
+        """Whether the engine has fired the timer (its due instant is the engine's)."""
         return bool(my_task._get_internal_data("event_fired", False))
 
 
@@ -45,6 +46,7 @@ class DateTimer(TimeDateEventDefinition):
     """A date timer (``timeDate``) fired by the engine."""
 
     def has_fired(self, my_task: Any) -> bool:
+        """Whether the engine has fired the timer (its due instant is the engine's)."""
         return bool(my_task._get_internal_data("event_fired", False))
 
 

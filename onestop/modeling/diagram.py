@@ -385,7 +385,9 @@ def _write(diagram: Diagram) -> bytes:
                 label = etree.SubElement(edge, _q(BPMNDI_NS, "BPMNLabel"))
                 x, y = points[1] if len(points) > 2 else points[0]
                 _bounds(label, _Box(x + 4, y - 20, 80, 14))
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    text: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8",
+                                 pretty_print=True)
+    return text
 
 
 def _write_process(root: etree._Element, pool: Pool) -> None:
@@ -398,51 +400,14 @@ def _write_process(root: etree._Element, pool: Pool) -> None:
     if pool.documentation:
         etree.SubElement(process, _q(BPMN_NS, "documentation")).text = pool.documentation
     if pool.lanes:
-        lane_set = etree.SubElement(process, _q(BPMN_NS, "laneSet"))
-        lane_set.set("id", f"LaneSet_{pool.process_id}")
-        for lane in pool.lanes:
-            element = etree.SubElement(lane_set, _q(BPMN_NS, "lane"))
-            element.set("id", lane.id)
-            element.set("name", lane.name)
-            for key, value in lane.attrs.items():
-                element.set(_q(ONESTOP_NS, key), value)
-            for node in pool.nodes:
-                if node.lane == lane.id:
-                    etree.SubElement(element, _q(BPMN_NS, "flowNodeRef")).text = node.id
+        _write_lanes(process, pool)
     incoming: dict[str, list[str]] = {}
     outgoing: dict[str, list[str]] = {}
     for flow in pool.flows:
         outgoing.setdefault(flow.source, []).append(flow.id)
         incoming.setdefault(flow.target, []).append(flow.id)
     for node in pool.nodes:
-        element = etree.SubElement(process, _q(BPMN_NS, node.kind))
-        element.set("id", node.id)
-        if node.name:
-            element.set("name", node.name)
-        if node.attached_to:
-            element.set("attachedToRef", node.attached_to)
-            if not node.cancel_activity:
-                element.set("cancelActivity", "false")
-        if node.called:
-            element.set("calledElement", node.called)
-        if node.default:
-            element.set("default", node.default)
-        for key, value in node.attrs.items():
-            element.set(_q(ONESTOP_NS, key), value)
-        for flow_id in incoming.get(node.id, []):
-            etree.SubElement(element, _q(BPMN_NS, "incoming")).text = flow_id
-        for flow_id in outgoing.get(node.id, []):
-            etree.SubElement(element, _q(BPMN_NS, "outgoing")).text = flow_id
-        if node.message is not None:
-            definition = etree.SubElement(element, _q(BPMN_NS, "messageEventDefinition"))
-            definition.set("id", f"MessageDefinition_{node.id}")
-            definition.set("messageRef", f"Message_{node.message}")
-        if node.timer is not None:
-            definition = etree.SubElement(element, _q(BPMN_NS, "timerEventDefinition"))
-            definition.set("id", f"TimerDefinition_{node.id}")
-            value = etree.SubElement(definition, _q(BPMN_NS, node.timer[0]))
-            value.set(_q(XSI_NS, "type"), "bpmn:tFormalExpression")
-            value.text = node.timer[1]
+        _write_node(process, node, incoming.get(node.id, []), outgoing.get(node.id, []))
     for flow in pool.flows:
         element = etree.SubElement(process, _q(BPMN_NS, "sequenceFlow"))
         element.set("id", flow.id)
@@ -454,6 +419,48 @@ def _write_process(root: etree._Element, pool: Pool) -> None:
             condition = etree.SubElement(element, _q(BPMN_NS, "conditionExpression"))
             condition.set(_q(XSI_NS, "type"), "bpmn:tFormalExpression")
             condition.text = flow.condition
+
+
+def _write_lanes(process: etree._Element, pool: Pool) -> None:
+    lane_set = etree.SubElement(process, _q(BPMN_NS, "laneSet"))
+    lane_set.set("id", f"LaneSet_{pool.process_id}")
+    for lane in pool.lanes:
+        element = etree.SubElement(lane_set, _q(BPMN_NS, "lane"))
+        element.set("id", lane.id)
+        element.set("name", lane.name)
+        for key, value in lane.attrs.items():
+            element.set(_q(ONESTOP_NS, key), value)
+        for node in pool.nodes:
+            if node.lane == lane.id:
+                etree.SubElement(element, _q(BPMN_NS, "flowNodeRef")).text = node.id
+
+
+def _write_node(process: etree._Element, node: Node, incoming: list[str],
+                outgoing: list[str]) -> None:
+    element = etree.SubElement(process, _q(BPMN_NS, node.kind))
+    element.set("id", node.id)
+    cancel = "false" if node.attached_to and not node.cancel_activity else None
+    for attribute, value in (("name", node.name), ("attachedToRef", node.attached_to),
+                             ("cancelActivity", cancel), ("calledElement", node.called),
+                             ("default", node.default)):
+        if value:
+            element.set(attribute, value)
+    for key, value in node.attrs.items():
+        element.set(_q(ONESTOP_NS, key), value)
+    for flow_id in incoming:
+        etree.SubElement(element, _q(BPMN_NS, "incoming")).text = flow_id
+    for flow_id in outgoing:
+        etree.SubElement(element, _q(BPMN_NS, "outgoing")).text = flow_id
+    if node.message is not None:
+        definition = etree.SubElement(element, _q(BPMN_NS, "messageEventDefinition"))
+        definition.set("id", f"MessageDefinition_{node.id}")
+        definition.set("messageRef", f"Message_{node.message}")
+    if node.timer is not None:
+        definition = etree.SubElement(element, _q(BPMN_NS, "timerEventDefinition"))
+        definition.set("id", f"TimerDefinition_{node.id}")
+        value = etree.SubElement(definition, _q(BPMN_NS, node.timer[0]))
+        value.set(_q(XSI_NS, "type"), "bpmn:tFormalExpression")
+        value.text = node.timer[1]
 
 
 def _shape(plane: etree._Element, element_id: str, box: _Box,

@@ -615,7 +615,7 @@ def _hours_of(span: int) -> str:
     return f"{(Decimal(span) / 3_600_000_000).quantize(Decimal('0.01')).normalize():f}"
 
 
-def _dry_connector(data: dict) -> None:
+def _dry_connector(data: dict[str, object]) -> None:
     """Connectors answer nothing in a dry run."""
     return None
 

@@ -79,14 +79,17 @@ class ProcedureTable:
 
     @property
     def code(self) -> str:
+        """The procedure code the table is for."""
         return dict(self.meta)["procedure"]
 
     @property
     def name(self) -> str:
+        """The procedure's name."""
         return dict(self.meta)["name"]
 
     @property
     def legal_time(self) -> Duration:
+        """The procedure's legal time."""
         return Duration.parse(dict(self.meta)["legal_time"])
 
     def groups(self) -> list[list[TableStep]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..calendar import WorkingCalendar
 from ..clock import VIETNAM_TZ
@@ -33,6 +33,7 @@ class Mark(str, Enum):
 
     @property
     def finished(self) -> bool:
+        """Whether the mark judges something done (early, on time or late)."""
         return self in (Mark.EARLY, Mark.ON_TIME, Mark.LATE)
 
 
@@ -84,6 +85,7 @@ class ApologyStatus(str, Enum):
 
     @property
     def label_vi(self) -> str:
+        """The apology status as reports print it."""
         return _APOLOGY_LABELS_VI[self]
 
 
@@ -157,63 +159,86 @@ def assess(code: str, events: Sequence[Any], now: datetime, calendars: Any, desk
            due_soon: Duration) -> SlaReport:
     """Statuses of a dossier and its steps from its event log (:class:`~onestop.Event`
     entries, oldest first). ``calendars`` gives each agency's working calendar."""
-    due = appointment_at = finished = resolved = paused_since = None
-    apologies: list[Apology] = []
-    supplements: list[tuple[datetime, str | None]] = []
-    steps: list[dict[str, Any]] = []
+    log = _Reading()
     for event in events:
+        log.read(event)
+    done = log.resolved or log.finished
+    desk_calendar = calendars.for_agency(desk)
+    if done is not None and log.due is not None:
+        mark = Mark.LATE if log.apologies else judge(log.due, done, now, desk_calendar,
+                                                     due_soon)
+    else:
+        # A paused clock stands still: judge at the instant it stopped.
+        mark = judge(log.due, None, log.paused_since or now, desk_calendar, due_soon)
+    step_marks = tuple(StepSla(mark=judge(s["due_at"], s["finished_at"], now,
+                                          calendars.for_agency(s["agency"]), due_soon)
+                               if not s["cancelled"] else Mark.NO_DEADLINE, **s)
+                       for s in log.steps)
+    return SlaReport(code, mark, log.due, log.appointment_at, done,
+                     log.paused_since is not None, tuple(log.apologies),
+                     tuple(log.supplements), step_marks)
+
+
+class _Reading:
+    """What the event log says so far of a dossier's deadlines, read one event at a
+    time."""
+
+    def __init__(self) -> None:
+        self.due: datetime | None = None
+        self.appointment_at: datetime | None = None
+        self.finished: datetime | None = None
+        self.resolved: datetime | None = None
+        self.paused_since: datetime | None = None
+        self.apologies: list[Apology] = []
+        self.supplements: list[tuple[datetime, str | None]] = []
+        self.steps: list[dict[str, Any]] = []
+
+    def read(self, event: Any) -> None:
         kind = getattr(event.kind, "value", event.kind)
         detail = event.detail or {}
         if kind == "status_changed":
             if "appointment" in detail:
-                due = appointment_at = _parse(detail["appointment"])
-            if detail.get("to") == 9 and resolved is None:
-                resolved = event.at
+                self.due = self.appointment_at = _parse(detail["appointment"])
+            if detail.get("to") == 9 and self.resolved is None:
+                self.resolved = event.at
         elif kind == "appointment_set":
-            new = _parse(detail["appointment"])
-            if detail.get("reason") == "apology":
-                latest = _parse(detail["latest"]) if detail.get("latest") else None
-                # A letter recorded before "in_time" was kept: in time if before the due.
-                in_time = detail.get("in_time")
-                if in_time is None:
-                    in_time = appointment_at is None or event.at <= appointment_at
-                apologies.append(Apology(event.at, detail.get("responsible"),
-                                         str(detail.get("delay_reason", "")),
-                                         appointment_at, new, latest, bool(in_time)))
-            else:
-                due = new
-                paused_since = None
-            appointment_at = new
+            self._appointment(event, detail)
         elif kind == "supplement_requested":
-            supplements.append((event.at, event.agency))
+            self.supplements.append((event.at, event.agency))
             if detail.get("paused"):
-                paused_since = event.at
+                self.paused_since = event.at
         elif kind == "task_ready":
-            steps.append({"step": event.step, "agency": event.agency, "ready_at": event.at,
-                          "due_at": _parse(detail["due"]) if detail.get("due") else None,
-                          "finished_at": None, "finished_by": None, "cancelled": False})
+            self.steps.append({"step": event.step, "agency": event.agency,
+                               "ready_at": event.at,
+                               "due_at": _parse(detail["due"]) if detail.get("due") else None,
+                               "finished_at": None, "finished_by": None, "cancelled": False})
         elif kind in ("completed", "task_cancelled"):
-            for step in steps:
+            for step in self.steps:
                 if step["step"] == event.step and step["finished_at"] is None:
                     step["finished_at"] = event.at
                     step["finished_by"] = event.actor
                     step["cancelled"] = kind == "task_cancelled"
                     break
         elif kind == "finished":
-            finished = event.at
-    done = resolved or finished
-    desk_calendar = calendars.for_agency(desk)
-    if done is not None and due is not None:
-        mark = Mark.LATE if apologies else judge(due, done, now, desk_calendar, due_soon)
-    else:
-        # A paused clock stands still: judge at the instant it stopped.
-        mark = judge(due, None, paused_since or now, desk_calendar, due_soon)
-    step_marks = tuple(StepSla(mark=judge(s["due_at"], s["finished_at"], now,
-                                          calendars.for_agency(s["agency"]), due_soon)
-                               if not s["cancelled"] else Mark.NO_DEADLINE, **s)
-                       for s in steps)
-    return SlaReport(code, mark, due, appointment_at, done, paused_since is not None,
-                     tuple(apologies), tuple(supplements), step_marks)
+            self.finished = event.at
+
+    def _appointment(self, event: Any, detail: Mapping[str, Any]) -> None:
+        """A new appointment: the apology letter's (the dossier still counts as late), or
+        the clock's after a supplement (the new due instant)."""
+        new = _parse(detail["appointment"])
+        if detail.get("reason") == "apology":
+            latest = _parse(detail["latest"]) if detail.get("latest") else None
+            # A letter recorded before "in_time" was kept: in time if before the due.
+            in_time = detail.get("in_time")
+            if in_time is None:
+                in_time = self.appointment_at is None or event.at <= self.appointment_at
+            self.apologies.append(Apology(event.at, detail.get("responsible"),
+                                          str(detail.get("delay_reason", "")),
+                                          self.appointment_at, new, latest, bool(in_time)))
+        else:
+            self.due = new
+            self.paused_since = None
+        self.appointment_at = new
 
 
 def _parse(text: str) -> datetime:

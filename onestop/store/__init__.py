@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..errors import InvalidInput
 from .memory import SCHEME as MEMORY_SCHEME
@@ -41,12 +40,9 @@ def open_store(database: str | os.PathLike[str], *, durability: str = "full",
             or not 0 <= lock_timeout <= 3600:
         raise InvalidInput(f"lock_timeout is the seconds a command waits for another "
                            f"one's lock (0 to 3600), not {lock_timeout!r}")
-    store: Any
     if text.startswith(MEMORY_SCHEME):
-        store = MemoryStore(text, lock_timeout=lock_timeout)
-    else:
-        store = SqlStore(text, durability=durability, lock_timeout=lock_timeout)
-    return store
+        return MemoryStore(text, lock_timeout=lock_timeout)
+    return SqlStore(text, durability=durability, lock_timeout=lock_timeout)
 
 
 def upgrade_schema(database: str | os.PathLike[str]) -> tuple[str | None, str]:

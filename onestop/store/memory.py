@@ -231,11 +231,6 @@ class MemoryUnit:
                 break
         return found
 
-    def count_events(self, dossier_id: int, kind: str, agency: str) -> int:
-        return sum(1 for n in self._d.events_of.get(dossier_id, ())
-                   if self._d.events[n]["kind"] == kind
-                   and self._d.events[n]["agency"] == agency)
-
     def spec(self, spec_id: int) -> SpecRow | None:
         spec = self._d.specs.get(spec_id)
         return SpecRow(spec["hash"], spec["body"], spec["dictionary"]) \
@@ -258,7 +253,8 @@ class MemoryUnit:
     def next_timer_due(self) -> datetime | None:
         if not self._d.due:
             return None
-        return self._d.timers[self._d.due[0][1]]["due_at"]
+        due: datetime = self._d.timers[self._d.due[0][1]]["due_at"]
+        return due
 
     # -- writes ------------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,

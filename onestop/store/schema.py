@@ -57,9 +57,11 @@ class Instant(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> int | None:
+        """The instant as stored: microseconds since the epoch."""
         return to_micros(value)
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> datetime | None:
+        """The stored microseconds as an aware UTC instant."""
         return from_micros(value)
 
 
@@ -73,11 +75,13 @@ class JsonText(TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """The value as compact UTF-8 JSON text."""
         if value is None:
             return None
         return _JSON(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        """The stored JSON text, decoded."""
         return None if value is None else json.loads(value)
 
 

@@ -106,8 +106,6 @@ S = {
                    "AND due_at <= ? RETURNING due_at"),
     "reschedule_timer": "UPDATE onestop_timers SET due_at = ? WHERE id = ?",
     "next_timer": "SELECT MIN(due_at) FROM onestop_timers WHERE due_at IS NOT NULL",
-    "count_events": ("SELECT COUNT(*) FROM onestop_events WHERE dossier_id = ? AND kind = ? "
-                     "AND agency = ?"),
     "events": ("SELECT e.id, e.dossier_id, d.code, d.procedure, e.at, e.kind, e.step, "
                "e.actor, e.agency, e.detail, e.version FROM onestop_events e "
                "JOIN onestop_dossiers d ON d.id = e.dossier_id "),
@@ -256,9 +254,6 @@ class SqlUnit:
         if query.limit:
             statement += f" LIMIT {int(query.limit)}"
         return [_event(r) for r in self._raw(statement, params).fetchall()]
-
-    def count_events(self, dossier_id: int, kind: str, agency: str) -> int:
-        return int(self._run("count_events", (dossier_id, kind, agency)).fetchone()[0])
 
     def spec(self, spec_id: int) -> SpecRow | None:
         row = self._run("spec", (spec_id,)).fetchone()
