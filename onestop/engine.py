@@ -17,11 +17,10 @@ import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import replace
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 from uuid import UUID
 
 from . import inputs
@@ -86,7 +85,16 @@ from .rules.progress import (
     late_answer,
 )
 from .rules.sla import SlaReport, assess
-from .store import DossierRow, EventQuery, EventRow, OpenTaskRow, TaskRow, Unit, open_store
+from .store import (
+    DossierRow,
+    EventQuery,
+    EventRow,
+    OpenTaskRow,
+    Store,
+    TaskRow,
+    Unit,
+    open_store,
+)
 
 __all__ = ["DELAY_REASON", "Engine", "LEADER_ROLE", "NEW_APPOINTMENT", "PORTAL_ACTOR",
            "RECEIVING_ROLE", "RESERVED_FIELDS"]
@@ -107,7 +115,9 @@ class Engine:
     >>> dossier = engine.receive("2.000815", applicant={"name": "Nguyễn Văn A"},
     ...                          components=["ban-chinh"], officer="tn.an")  # doctest: +SKIP
 
-    ``database`` is a SQLAlchemy URL or a SQLite file path. Keyword-only:
+    ``database`` is a SQLAlchemy URL, a SQLite file path, ``memory://NAME`` for the
+    in-memory store, or a store already opened (:func:`onestop.store.open_store`; the
+    engine closes it). Keyword-only:
 
     * ``library``: a folder of BPMN files with its ``catalog.json`` (default: the library
       shipped with onestop) or an already loaded :class:`~onestop.library.Library`;
@@ -123,7 +133,7 @@ class Engine:
       :class:`~onestop.errors.StoreError` (default 30).
     """
 
-    def __init__(self, database: str | os.PathLike[str] = "onestop.db", *,
+    def __init__(self, database: str | os.PathLike[str] | Store = "onestop.db", *,
                  library: str | Path | Library | None = None, clock: Clock | None = None,
                  durability: str = "full", cache_size: int = 512,
                  due_soon: str | Duration = "1wd",
@@ -686,24 +696,11 @@ class Engine:
                                                   dossier=code or None, element=step)) from exc
 
     # -- the command path ------------------------------------------------------------
-    @contextmanager
-    def _command(self) -> Iterator["_Command"]:
+    def _command(self) -> "_Command":
         """One command, one transaction. Workflows a command loads are changed in place;
         if it fails anywhere — including the commit — they are dropped from the cache,
         and what it keeps enters the cache only once the commit succeeded."""
-        command: _Command | None = None
-        try:
-            with self._store.command() as tx:
-                command = _Command(tx)
-                yield command
-        except BaseException:
-            if command is not None:
-                with self._cache_lock:
-                    for dossier_id in command.touched | {k[0] for k in command.kept}:
-                        self._instances.pop(dossier_id, None)
-            raise
-        for dossier_id, version, instance in command.kept:
-            self._remember(dossier_id, version, instance)
+        return _Command(self)
 
     def _case(self, row: DossierRow, tx: Unit, now: datetime,
               model: ProcessModel) -> Case:
@@ -1056,14 +1053,40 @@ class _TimerFailed(Exception):
 
 
 class _Command:
-    """What one command touches: its transaction, the dossiers whose workflows it
-    loaded (dropped from the cache if it fails), and the workflows to cache once it
-    has committed."""
+    """What one command touches (a context manager around its store unit): the unit,
+    the dossiers whose workflows it loaded (dropped from the cache if it fails), and the
+    workflows to cache once it has committed."""
 
-    def __init__(self, tx: Unit) -> None:
-        self.tx = tx
+    __slots__ = ("_engine", "_scope", "tx", "touched", "kept")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._scope = engine._store.command()
         self.touched: set[int] = set()
         self.kept: list[tuple[int, int, Instance]] = []
+
+    def __enter__(self) -> "_Command":
+        self.tx: Unit = self._scope.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 trace: Any) -> Literal[False]:
+        engine = self._engine
+        failed = kind is not None
+        try:
+            self._scope.__exit__(kind, exc, trace)      # commits, or rolls back
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if failed:
+                with engine._cache_lock:
+                    for dossier_id in self.touched | {k[0] for k in self.kept}:
+                        engine._instances.pop(dossier_id, None)
+        if not failed:
+            for dossier_id, version, instance in self.kept:
+                engine._remember(dossier_id, version, instance)
+        return False
 
     def load(self, engine: Engine, row: TaskRow | DossierRow,
              model: ProcessModel) -> Instance:

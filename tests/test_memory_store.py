@@ -85,3 +85,12 @@ def test_a_second_unit_waits_for_the_first_no_longer_than_the_lock_timeout():
                 pass
     with store.read() as unit:                       # free again once the first ended
         assert unit.next_timer_due() is None
+
+
+def test_an_engine_takes_a_store_as_it_takes_a_clock(make_engine):
+    store = MemoryStore()
+    engine = with_staff(make_engine(store))
+    code = engine.receive("2.000575", applicant={"name": "Đỗ Văn Lâm"},
+                          components=["giay-de-nghi"], officer="tn.an").code
+    with store.read() as unit:
+        assert unit.dossier(code).procedure == "2.000575"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from copy import deepcopy
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, ContextManager, Iterator, Mapping
@@ -166,18 +166,32 @@ _DEEP_AT = 150
 _SIZES: dict[str, int] = {}
 
 
-@contextmanager
-def _running(model: ProcessModel, stamps: Stamps) -> Iterator[None]:
-    """SpiffWorkflow at work on a workflow of ``model``: room to recurse along the model's
-    longest chain, and the workflow's counters for task ids and clock (see
-    :func:`~onestop.bpmn.serialization.ticking`)."""
+def _running(model: ProcessModel, stamps: Stamps) -> ContextManager[None]:
+    """SpiffWorkflow at work on a workflow of ``model``: the workflow's counters for task
+    ids and clock (see :class:`~onestop.bpmn.serialization.ticking`), and room to recurse
+    along a long model's longest chain."""
     size = _SIZES.get(model.spec_hash)
     if size is None:
         size = _SIZES[model.spec_hash] = len(model.spec.task_specs) + sum(
             len(sub.task_specs) for sub in model.subprocess_specs.values())
-    room: ContextManager[None] = deep_recursion(size) if size >= _DEEP_AT else nullcontext()
-    with room, ticking(stamps):
-        yield
+    if size < _DEEP_AT:
+        return ticking(stamps)
+    return _Deep(deep_recursion(size), ticking(stamps))
+
+
+class _Deep:
+    """Room to recurse, and the workflow's counters, entered and left together."""
+
+    def __init__(self, room: ContextManager[None], stamps: ticking) -> None:
+        self._room, self._stamps = room, stamps
+
+    def __enter__(self) -> None:
+        self._room.__enter__()
+        self._stamps.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stamps.__exit__(*exc)
+        self._room.__exit__(*exc)
 
 
 def has_late_path(model: ProcessModel) -> bool:

@@ -32,7 +32,6 @@ import secrets
 import threading
 import time as _wall_clock
 import zlib
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 from uuid import UUID, uuid4
@@ -131,16 +130,22 @@ _spiff_task.time = _StateClock()
 _spiff_task.uuid4 = _new_task_id
 
 
-@contextmanager
-def ticking(stamps: Stamps) -> Iterator[None]:
+class ticking:
     """Within the block, SpiffWorkflow takes its task ids and state-change stamps from
-    ``stamps`` (kept by the caller per workflow)."""
-    outer = getattr(_ACTIVE, "stamps", None)
-    _ACTIVE.stamps = stamps
-    try:
-        yield
-    finally:
-        _ACTIVE.stamps = outer
+    ``stamps`` (kept by the caller per workflow). Used as ``with ticking(stamps):``."""
+
+    __slots__ = ("_stamps", "_outer")
+
+    def __init__(self, stamps: Stamps) -> None:
+        self._stamps = stamps
+        self._outer: Stamps | None = None
+
+    def __enter__(self) -> None:
+        self._outer = getattr(_ACTIVE, "stamps", None)
+        _ACTIVE.stamps = self._stamps
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.stamps = self._outer
 
 
 def _all_tasks(workflow: BpmnWorkflow) -> Iterator[Task]:
@@ -207,7 +212,7 @@ def dump_state(workflow: BpmnWorkflow, stamps: Stamps,
     subprocesses = ",".join(
         f'"{_task_key(task_id, stamps)}":{_encode_workflow(sub, registry, cache, stamps)}'
         for task_id, sub in workflow.subprocesses.items())
-    events = _JSON(registry.convert(workflow.bpmn_events))
+    events = _JSON(registry.convert(workflow.bpmn_events)) if workflow.bpmn_events else "[]"
     top = _encode_workflow(workflow, registry, cache, stamps)
     ids = f'["{stamps.prefix >> _NUMBER_BITS:024x}",{stamps.issued}]'
     text = (f'{{"format":{STATE_FORMAT},"events":{events},"subprocesses":{{{subprocesses}}},'
@@ -249,19 +254,25 @@ def _encode_workflow(workflow: Any, registry: Any,
         parent = refs.get(parent_id.int, -1) if parent_id is not None else -1
         children = [refs[child.int] for child in task._children]
         state, own, internal = task._state, task.data, task.internal_data
+        # What the row's data is: 1 for none yet (SpiffWorkflow fills it on arrival),
+        # [0, 0] for the parent's data unchanged (a task waiting, or running a
+        # sub-process), else the changes to the parent's.
+        shape = 1 if not own else 0 if parent == -1 or own != tasks[parent_id].data else 2
         key = None
-        # A settled task no longer changes; a task not reached yet has no data of its own:
-        # either's row follows from where it stands and its stamps.
-        if cache is not None and (state & _SETTLED or not (own or internal)):
-            key = (parent, children, state, task.last_state_change, task.triggered, not own)
+        # A settled task no longer changes; the row of one without data (or internal
+        # data) of its own follows from where it stands and its stamps.
+        if cache is not None and (state & _SETTLED or (shape and not internal)):
+            key = (parent, children, state, task.last_state_change, task.triggered, shape)
             hit = cache.get(task.id.int)
             if hit is not None and hit[0] == key:
                 fragments.append(hit[1])
                 continue
         if parent == -1:
-            data: Any = registry.convert(registry.clean(own))
-        elif not own:
-            data = 1  # a task not reached yet: SpiffWorkflow fills its data on arrival
+            data: Any = registry.convert(registry.clean(own)) if own else {}
+        elif shape == 1:
+            data = 1
+        elif shape == 2:
+            data = [0, 0]
         else:
             inherited = tasks[parent_id].data
             updates = DeepMerge.get_updated_keys(inherited, own)
@@ -277,7 +288,7 @@ def _encode_workflow(workflow: Any, registry: Any,
     head = _JSON({
         "root": refs[workflow.task_tree.id.int],
         "last": refs[workflow.last_task.id.int] if workflow.last_task is not None else -1,
-        "data": registry.convert(registry.clean(workflow.data)),
+        "data": registry.convert(registry.clean(workflow.data)) if workflow.data else {},
         "success": workflow.success,
         "completed": workflow.completed,
         "correlations": workflow.correlations,

@@ -28,10 +28,13 @@ __all__ = ["DossierRow", "EventQuery", "EventRow", "MemoryStore", "OpenTaskRow",
            "schema_revision", "upgrade_schema"]
 
 
-def open_store(database: str | os.PathLike[str], *, durability: str = "full",
+def open_store(database: str | os.PathLike[str] | Store, *, durability: str = "full",
                lock_timeout: float = 30.0) -> Store:
     """The store a database names: ``memory://NAME`` (or ``memory://``) in memory; a
-    SQLAlchemy URL or a file path (SQLite) in SQL, its schema upgraded on open."""
+    SQLAlchemy URL or a file path (SQLite) in SQL, its schema upgraded on open. A store
+    already opened is returned as it is."""
+    if isinstance(database, (SqlStore, MemoryStore)):
+        return database
     text = checked_database(database)
     if durability not in ("full", "normal"):
         raise InvalidInput(f"durability is 'full' (fsync every commit) or 'normal', "

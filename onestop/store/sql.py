@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import create_engine, event
@@ -422,45 +421,71 @@ class SqlStore:
     def close(self) -> None:
         self._sql.dispose()
 
-    @contextmanager
-    def command(self) -> Iterator[SqlUnit]:
+    def command(self) -> "_Scope":
         """A read-write unit that locks what it reads: committed if the block succeeds,
         else rolled back."""
-        with self._unit(write=True) as unit:
-            yield unit
+        return _Scope(self, True)
 
-    @contextmanager
-    def read(self) -> Iterator[SqlUnit]:
+    def read(self) -> "_Scope":
         """A read-only unit on committed data."""
-        with self._unit(write=False) as unit:
-            yield unit
+        return _Scope(self, False)
 
     # One name for callers that store something outside a command (officers, models).
     write = command
 
-    @contextmanager
-    def _unit(self, write: bool) -> Iterator[SqlUnit]:
-        outcome = "nothing was stored" if write else "nothing was read"
+
+class _Scope:
+    """One unit of work on a connection checked out of the pool, with explicit BEGIN
+    and COMMIT (a context manager giving the :class:`SqlUnit`). A database failure —
+    at BEGIN, in the block, at COMMIT — is a :class:`StoreError` and the unit is rolled
+    back; the connection always goes back to the pool."""
+
+    __slots__ = ("_store", "_write", "_raw")
+
+    def __init__(self, store: SqlStore, write: bool) -> None:
+        self._store, self._write = store, write
+        self._raw: Any = None
+
+    def _failed(self, exc: BaseException) -> StoreError:
+        outcome = "nothing was stored" if self._write else "nothing was read"
+        return StoreError(f"database error, {outcome}: {exc}")
+
+    def __enter__(self) -> SqlUnit:
+        store = self._store
         try:
-            raw = self._sql.raw_connection()
+            raw = store._sql.raw_connection()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot reach database {self._shown}: "
+            raise StoreError(f"cannot reach database {store._shown}: "
                              f"{getattr(exc, 'orig', exc)}") from None
         try:
             driver = raw.driver_connection
             assert driver is not None
-            if not self._postgres:
-                driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield SqlUnit(driver, self._statements, self._postgres, write)
-            except BaseException:
+            if not store._postgres:
+                driver.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except store._errors as exc:
+            raw.close()
+            raise self._failed(exc) from None
+        except BaseException:
+            raw.close()
+            raise
+        self._raw = raw
+        return SqlUnit(driver, store._statements, store._postgres, self._write)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _trace: Any) -> Literal[False]:
+        raw, errors = self._raw, self._store._errors
+        try:
+            if kind is None:
+                raw.commit()
+            else:
                 raw.rollback()
-                raise
-            raw.commit()
-        except self._errors as exc:
-            raise StoreError(f"database error, {outcome}: {exc}") from None
+        except errors as failure:
+            raise self._failed(failure) from None
         finally:
             raw.close()
+        if exc is not None and isinstance(exc, errors):
+            raise self._failed(exc) from None
+        return False
 
 
 def _driver_errors(sql: SqlEngine) -> tuple[type[BaseException], ...]:
@@ -504,10 +529,12 @@ def _configure_sqlite(sql: SqlEngine, durability: str, lock_timeout: float) -> N
         # BEGIN is issued explicitly (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The wait for another connection's lock first: switching a new file to WAL
+        # needs the lock too, and another engine may be creating the tables right now.
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(sql, "begin")
