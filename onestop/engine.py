@@ -106,6 +106,7 @@ DELAY_REASON, NEW_APPOINTMENT = late_path.DELAY_REASON, late_path.NEW_APPOINTMEN
 
 _DOSSIER_CODE = re.compile(r"(?P<desk>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<day>\d{6})-(?P<seq>\d{4,})")
 _OFFICER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]*")
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Engine:
@@ -172,6 +173,7 @@ class Engine:
         #: Each stored model's state dictionary, as the store keeps it.
         self._dictionaries: dict[int, bytes] = {}
         self._effective: dict[tuple[str, str | None], Regime] = {}
+        self._model_views: dict[str, tuple[Any, Any]] = {}
         self._spec_ids: dict[str, int] = {}
         self._instances: OrderedDict[int, tuple[int, Instance]] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -364,7 +366,8 @@ class Engine:
                 fee_due=brought.fee_due)
             self._write_progress(tx, dossier_id, progress, Entry(now, received, None, actor,
                                                                  desk))
-            command.keep(dossier_id, 1, instance)
+            if not progress.finished:
+                command.keep(dossier_id, 1, instance)
             return self._snapshot(values, progress.new_tasks, model)
 
     def claim(self, task_id: str, officer: str) -> Task:
@@ -462,11 +465,10 @@ class Engine:
             model = self._model(tx, row.spec_id)
             step = _find_step(model, row.step)
             instance = command.load(self, row, model)
-            known = instance.task_data(row.task_id)
+            known, prefilled = instance.task_data(row.task_id)
             # A field the engine filled in on the task (a proactive apology's reason)
             # counts as given.
-            given = {k for k in instance.prefilled(row.task_id)
-                     if known.get(k) not in (None, "")}
+            given = {k for k in prefilled if known.get(k) not in (None, "")}
             check_form(step, data, row.code, given)
             case = self._case(row, tx, now, model)
             late = late_answer(case, step, {**known, **data}, officer=officer,
@@ -716,9 +718,16 @@ class Engine:
                     received_at=_local(row.received_at), now=now,
                     calendars=self.library.calendars,
                     history=lambda: self._history(tx, row.id),
-                    late_path_after=partial(late_path_after, model),
-                    step_named=partial(_find_step, model), evaluate=evaluate,
-                    due_soon=self.due_soon)
+                    late_path_after=self._walks(model)[0], step_named=self._walks(model)[1],
+                    evaluate=evaluate, due_soon=self.due_soon)
+
+    def _walks(self, model: ProcessModel) -> tuple[Any, Any]:
+        """The late-path walk and the step lookup of a model, as the rules take them."""
+        found = self._model_views.get(model.spec_hash)
+        if found is None:
+            found = self._model_views[model.spec_hash] = (
+                partial(late_path_after, model), partial(_find_step, model))
+        return found
 
     @staticmethod
     def _advance(case: Case, before: Instance | None,
@@ -729,7 +738,7 @@ class Engine:
         on the workflow ``before``, or starting one), let the rules decide what that
         changes, and give the workflow the due instants of its timers. ``fired``: the
         timer ``run`` fires, whose row the store has already taken."""
-        was_open = before.open_task_ids() if before is not None else set()
+        was_open = {t.id for t in before.open_tasks()} if before is not None else set()
         was_timers = before.timer_ids() - {fired} if before is not None else set()
         try:
             instance, passed = run()
@@ -762,7 +771,9 @@ class Engine:
         version = tx.update_dossier(row.id, row.version, int(progress.status), state,
                                     finished_at, progress.appointment_at, progress.paused_at)
         self._write_progress(tx, row.id, progress, first)
-        command.keep(row.id, version, instance)
+        if not progress.finished:
+            # A finished dossier's workflow never runs again: it is not cached.
+            command.keep(row.id, version, instance)
         return dict(row.dossier(), status=int(progress.status), state=state,
                     finished_at=finished_at, appointment_at=progress.appointment_at,
                     paused_at=progress.paused_at)
@@ -1145,6 +1156,8 @@ def _local_or_none(instant: datetime | None) -> datetime | None:
 
 def _task_id(value: Any) -> str:
     """A task id as the engine issues them (a UUID); TaskNotFound for anything else."""
+    if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        return value                                 # as the engine writes them
     if isinstance(value, str) and len(value) <= 40:
         try:
             return str(UUID(value))

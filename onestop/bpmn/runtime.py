@@ -103,6 +103,7 @@ def script_engine(connectors: Mapping[str, Connector] | None) -> PythonScriptEng
 
 _DICTIONARIES: dict[str, bytes] = {}
 _UNFINISHED = SpiffState.NOT_FINISHED_MASK
+_READY = SpiffState.READY
 #: A reached task's state, as the late path counts it.
 _REACHED = {SpiffState.READY: "open", SpiffState.COMPLETED: "done",
             SpiffState.CANCELLED: "withdrawn"}
@@ -287,7 +288,9 @@ class Instance:
         self._workflow = workflow
         self._stamps = stamps
         self._dictionary = dictionary if dictionary is not None else model_dictionary(model)
-        self._encoded: dict[Any, tuple[Any, str]] = {}
+        #: The open tasks as of the last run (None: to be looked up).
+        self._open: list[OpenTask] | None = None
+        self._encoded: dict[int, tuple[Any, str]] = {}
         #: Late-path tasks the last run withdrew because their activity had ended.
         self.withdrawn: set[str] = set()
         self._late = has_late_path(model)
@@ -336,18 +339,21 @@ class Instance:
 
     def open_tasks(self) -> list[OpenTask]:
         """The user and manual tasks ready for an officer, in creation order."""
-        # A plain scan of the task maps: SpiffWorkflow's tree iterator costs several
-        # times more, and every command asks this twice.
-        workflows = [self._workflow, *self._workflow.subprocesses.values()]
-        return [OpenTask(str(task.id), self._step(task))
+        found = self._open
+        if found is None:
+            # A plain scan of the task maps (SpiffWorkflow's tree iterator costs several
+            # times more), kept until the process runs again: every command asks it
+            # before and after running.
+            workflows = [self._workflow, *self._workflow.subprocesses.values()]
+            found = self._open = [
+                OpenTask(str(task.id), self._step(task))
                 for workflow in workflows for task in workflow.tasks.values()
-                if task.state == SpiffState.READY and task.task_spec.manual]
+                if task._state == _READY and task.task_spec.manual]
+        return list(found)
 
     def open_task_ids(self) -> set[str]:
-        """Ids of the ready user and manual tasks (cheaper than :meth:`open_tasks`)."""
-        workflows = [self._workflow, *self._workflow.subprocesses.values()]
-        return {str(task.id) for workflow in workflows for task in workflow.tasks.values()
-                if task.state == SpiffState.READY and task.task_spec.manual}
+        """Ids of the ready user and manual tasks."""
+        return {task.id for task in self.open_tasks()}
 
     def complete(self, task_id: str, data: Mapping[str, Any]) -> list[StepInfo]:
         """Complete a ready user task with form data; run on to the next wait states.
@@ -390,6 +396,7 @@ class Instance:
         Returns the automatic steps passed on the way (the timer event first)."""
         task = self._waiting_timer(timer_id)
         task._set_internal_data(event_fired=True)
+        self._open = None
         with _running(self.model, self._stamps):
             with _translated(task):
                 task.task_spec._update(task)
@@ -433,6 +440,7 @@ class Instance:
         if not catchers:
             raise ProcessError(f"the process is not waiting for message {name!r}")
         payload = dict(data)
+        self._open = None
         with _running(self.model, self._stamps), _translated(catchers[0][0]):
             # Matched by definition class and name: the first catcher's stands for all.
             self._workflow.send_event(BpmnEvent(catchers[0][1], payload=deepcopy(payload)))
@@ -524,17 +532,13 @@ class Instance:
                     found.append((step.sla, _REACHED[task.state]))
         return found
 
-    def prefilled(self, task_id: str) -> set[str]:
-        """The fields :meth:`update_task_data` filled in on a task."""
+    def task_data(self, task_id: str) -> tuple[dict[str, Any], set[str]]:
+        """The data a ready task sees (the process data at that step), and the fields
+        :meth:`update_task_data` filled in on it."""
         task = self._workflow.get_task_from_id(UUID(task_id))
-        found = task._get_internal_data("onestop_prefilled", None) if task is not None \
-            else None
-        return set(found or ())
-
-    def task_data(self, task_id: str) -> dict[str, Any]:
-        """The data a ready task sees (the process data at that step)."""
-        task = self._workflow.get_task_from_id(UUID(task_id))
-        return dict(task.data) if task is not None else {}
+        if task is None:
+            return {}, set()
+        return dict(task.data), set(task._get_internal_data("onestop_prefilled", None) or ())
 
     def step_of(self, task_id: str) -> StepInfo | None:
         """The step a task (open, done or cancelled) belongs to."""
@@ -556,6 +560,7 @@ class Instance:
                 passed.append(step)
 
         self.withdrawn = set()
+        self._open = None
         with _running(self.model, self._stamps), _translated(task):
             if task is not None:
                 task.run()

@@ -81,13 +81,22 @@ class Stamps:
     """A workflow's counters: the last state-change stamp given, its task-id prefix and
     how many task ids it has issued."""
 
-    __slots__ = ("tick", "prefix", "issued")
+    __slots__ = ("tick", "prefix", "issued", "refs")
 
     def __init__(self, tick: int = 0, prefix: int | None = None, issued: int = 0) -> None:
         self.tick = tick
         self.prefix = prefix if prefix is not None else \
             UUID(int=secrets.randbits(128) & ~_NUMBERS, version=4).int
         self.issued = issued
+        #: Each task's reference in a stored state (JSON text), by its id's integer.
+        self.refs: dict[int, str] = {}
+
+    def ref(self, task_id: UUID) -> str:
+        """How a stored state names a task: its number, or its UUID (JSON text)."""
+        number = self.number(task_id)
+        found = self.refs[task_id.int] = str(number) if number is not None \
+            else f'"{task_id.hex}"'
+        return found
 
     def next_id(self) -> UUID:
         """A new task id: the prefix and the next number."""
@@ -235,65 +244,87 @@ def _task_key(task_id: UUID, stamps: Stamps) -> str:
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+#: Task spec names as JSON text (a state repeats them in every row).
+_NAME_JSON: dict[str, str] = {}
+
+
+def _name_json(name: str) -> str:
+    found = _NAME_JSON.get(name)
+    if found is None:
+        found = _NAME_JSON[name] = _JSON(name)
+    return found
+
+
 def _encode_workflow(workflow: Any, registry: Any,
                      cache: dict[int, tuple[Any, str]] | None, stamps: Stamps) -> str:
     """One workflow (the top one or a sub-process) as a JSON object text: its attributes
     and its tasks as rows that name each other by number (or by UUID, for a task whose id
     is not one of the workflow's numbers), so a row does not change when others come
-    and go."""
+    and go. Each command re-encodes only the rows that changed (``cache``)."""
     tasks = workflow.tasks
-    prefix, numbers = stamps.prefix, _NUMBERS
-    # Keyed by the UUIDs' integers: hashing a UUID object is a Python-level call.
-    refs: dict[int, int | str] = {}
-    for task_id in tasks:
-        value = task_id.int
-        refs[value] = value & numbers if value & ~numbers == prefix else task_id.hex
+    refs = stamps.refs
     fragments: list[str] = []
-    for task in tasks.values():
+    append = fragments.append
+    for task_id, task in tasks.items():
+        value = task_id.int
+        state = task._state
+        if cache is not None and state & _SETTLED:
+            # A settled task keeps its parent, its children and its data: its row
+            # changes only with its state and stamp (the number of children guards).
+            settled = (state, task.last_state_change, task.triggered, len(task._children))
+            hit = cache.get(value)
+            if hit is not None and hit[0] == settled:
+                append(hit[1])
+                continue
+        else:
+            settled = None
+        ref = refs.get(value) or stamps.ref(task_id)
         parent_id = task._parent
-        parent = refs.get(parent_id.int, -1) if parent_id is not None else -1
-        children = [refs[child.int] for child in task._children]
-        state, own, internal = task._state, task.data, task.internal_data
+        if parent_id is None or parent_id not in tasks:
+            parent = "-1"
+        else:
+            parent = refs.get(parent_id.int) or stamps.ref(parent_id)
+        children = ",".join([refs.get(c.int) or stamps.ref(c) for c in task._children])
+        own, internal = task.data, task.internal_data
         # What the row's data is: 1 for none yet (SpiffWorkflow fills it on arrival),
         # [0, 0] for the parent's data unchanged (a task waiting, or running a
         # sub-process), else the changes to the parent's.
-        shape = 1 if not own else 0 if parent == -1 or own != tasks[parent_id].data else 2
-        key = None
-        # A settled task no longer changes; the row of one without data (or internal
-        # data) of its own follows from where it stands and its stamps.
-        if cache is not None and (state & _SETTLED or (shape and not internal)):
+        shape = 1 if not own else \
+            0 if parent == "-1" or own != tasks[parent_id].data else 2
+        key: Any = settled
+        # The row of a task without data (or internal data) of its own follows from
+        # where it stands and its stamps.
+        if cache is not None and settled is None and shape and not internal:
             key = (parent, children, state, task.last_state_change, task.triggered, shape)
-            hit = cache.get(task.id.int)
+            hit = cache.get(value)
             if hit is not None and hit[0] == key:
-                fragments.append(hit[1])
+                append(hit[1])
                 continue
-        if parent == -1:
-            data: Any = registry.convert(registry.clean(own)) if own else {}
+        if parent == "-1":
+            data = _JSON(registry.convert(registry.clean(own))) if own else "{}"
         elif shape == 1:
-            data = 1
+            data = "1"
         elif shape == 2:
-            data = [0, 0]
+            data = "[0,0]"
         else:
             inherited = tasks[parent_id].data
             updates = DeepMerge.get_updated_keys(inherited, own)
             deletions = DeepMerge.get_deleted_keys(inherited, own)
-            data = [registry.convert(updates) if updates else 0, deletions or 0]
-        fragment = _JSON([
-            refs[task.id.int], parent, children, state, task.task_spec.name,
-            1 if task.triggered else 0, int(task.last_state_change),
-            registry.convert(internal) if internal else 0, data])
+            data = _JSON([registry.convert(updates) if updates else 0, deletions or 0])
+        fragment = (f"[{ref},{parent},[{children}],{state},"
+                    f"{_name_json(task.task_spec.name)},{1 if task.triggered else 0},"
+                    f"{int(task.last_state_change)},"
+                    f"{_JSON(registry.convert(internal)) if internal else 0},{data}]")
         if key is not None and cache is not None:
-            cache[task.id.int] = (key, fragment)
-        fragments.append(fragment)
-    head = _JSON({
-        "root": refs[workflow.task_tree.id.int],
-        "last": refs[workflow.last_task.id.int] if workflow.last_task is not None else -1,
-        "data": registry.convert(registry.clean(workflow.data)) if workflow.data else {},
-        "success": workflow.success,
-        "completed": workflow.completed,
-        "correlations": workflow.correlations,
-    })
-    return f'{head[:-1]},"tasks":[{",".join(fragments)}]}}'
+            cache[value] = (key, fragment)
+        append(fragment)
+    last = workflow.last_task
+    root_ref = refs.get(workflow.task_tree.id.int) or stamps.ref(workflow.task_tree.id)
+    last_ref = (refs.get(last.id.int) or stamps.ref(last.id)) if last is not None else -1
+    data = _JSON(registry.convert(registry.clean(workflow.data))) if workflow.data else "{}"
+    return (f'{{"root":{root_ref},"last":{last_ref},"data":{data},'
+            f'"success":{_JSON(workflow.success)},"completed":{_JSON(workflow.completed)},'
+            f'"correlations":{_JSON(workflow.correlations)},"tasks":[{",".join(fragments)}]}}')
 
 
 def load_state(blob: bytes, model: _Specs, script_engine: Any,

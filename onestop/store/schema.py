@@ -9,7 +9,7 @@ escaping, so Vietnamese reads as written in any SQL client.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -46,8 +46,7 @@ def from_micros(value: int | None) -> datetime | None:
     """The UTC instant of a stored microsecond count."""
     if value is None:
         return None
-    return datetime.fromtimestamp(value // 1_000_000, timezone.utc).replace(
-        microsecond=value % 1_000_000)
+    return _EPOCH + timedelta(microseconds=value)
 
 
 class Instant(TypeDecorator[datetime]):
