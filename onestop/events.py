@@ -278,13 +278,39 @@ _KEYS: dict[type, tuple[tuple[str, str], ...]] = {
 _PLAIN = (str, int, float, bool)
 
 
+def _task_ready(payload: Any) -> dict[str, Any] | None:
+    return {"due": payload.due.isoformat()} if payload.due is not None else None
+
+
+def _handed_over(payload: Any) -> dict[str, Any] | None:
+    return {"to_step": payload.to_step, "to_agency": payload.to_agency,
+            "to_role": payload.to_role}
+
+
+def _status_changed(payload: Any) -> dict[str, Any] | None:
+    found: dict[str, Any] = {"from": payload.from_status, "to": payload.to_status}
+    if payload.appointment is not None:
+        found["appointment"] = payload.appointment.isoformat()
+    return found
+
+
+#: The payloads every command writes, encoded without the general walk over fields
+#: (the same detail :func:`encode` would give; tests/test_events.py reads them back).
+_QUICK: dict[type, Any] = {TaskReady: _task_ready, HandedOver: _handed_over,
+                           StatusChanged: _status_changed,
+                           Completed: lambda payload: dict(payload.data) or None,
+                           Claimed: lambda payload: None}
+
+
 def encode(payload: _Payload) -> dict[str, Any] | None:
     """A payload as the event's stored detail (None: nothing to store)."""
-    if isinstance(payload, Completed):
-        return dict(payload.data) or None
+    quick = _QUICK.get(type(payload))
+    if quick is not None:
+        found: dict[str, Any] | None = quick(payload)
+        return found
     letter_only = isinstance(payload, AppointmentSet) and payload.reason != "apology"
     omit_none = payload.omit_none
-    found: dict[str, Any] = {}
+    found = {}
     for name, key in _KEYS[type(payload)]:
         value = getattr(payload, name)
         if value is None:

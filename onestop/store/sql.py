@@ -357,10 +357,17 @@ class SqlUnit:
         self._run("reschedule_timer", (micros(due_at), timer_id))
 
     def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self._cursor.executemany(self._s["insert_event"], [
-                (r["dossier_id"], micros(r["at"]), r["kind"], r["step"], r["actor"],
-                 r["agency"], _json(r["detail"]), r["version"]) for r in rows])
+        if not rows:
+            return
+        # A command's entries share their instant: converted once.
+        at, at_micros = None, None
+        values = []
+        for r in rows:
+            if r["at"] is not at:
+                at, at_micros = r["at"], micros(r["at"])
+            values.append((r["dossier_id"], at_micros, r["kind"], r["step"], r["actor"],
+                           r["agency"], _json(r["detail"]), r["version"]))
+        self._cursor.executemany(self._s["insert_event"], values)
 
 
 class SqlStore:
