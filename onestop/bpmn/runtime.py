@@ -288,8 +288,9 @@ class Instance:
         self._workflow = workflow
         self._stamps = stamps
         self._dictionary = dictionary if dictionary is not None else model_dictionary(model)
-        #: The open tasks as of the last run (None: to be looked up).
+        #: The open tasks as of the last run (None: to be looked up), and their tasks.
         self._open: list[OpenTask] | None = None
+        self._ready: dict[str, SpiffTask] = {}
         self._encoded: dict[int, tuple[Any, str]] = {}
         #: Late-path tasks the last run withdrew because their activity had ended.
         self.withdrawn: set[str] = set()
@@ -345,21 +346,28 @@ class Instance:
             # times more), kept until the process runs again: every command asks it
             # before and after running.
             workflows = [self._workflow, *self._workflow.subprocesses.values()]
-            found = self._open = [
-                OpenTask(str(task.id), self._step(task))
-                for workflow in workflows for task in workflow.tasks.values()
-                if task._state == _READY and task.task_spec.manual]
+            ready = [task for workflow in workflows for task in workflow.tasks.values()
+                     if task._state == _READY and task.task_spec.manual]
+            found = self._open = [OpenTask(str(task.id), self._step(task)) for task in ready]
+            self._ready = {item.id: task for item, task in zip(found, ready, strict=True)}
         return list(found)
 
     def open_task_ids(self) -> set[str]:
         """Ids of the ready user and manual tasks."""
         return {task.id for task in self.open_tasks()}
 
+    def _ready_task(self, task_id: str) -> SpiffTask | None:
+        """A ready task by id: from the open tasks found, else looked up."""
+        if self._open is None:
+            self.open_tasks()
+        found = self._ready.get(task_id)
+        return found if found is not None else self._workflow.get_task_from_id(UUID(task_id))
+
     def complete(self, task_id: str, data: Mapping[str, Any]) -> list[StepInfo]:
         """Complete a ready user task with form data; run on to the next wait states.
 
         Returns the automatic steps passed on the way."""
-        task = self._workflow.get_task_from_id(UUID(task_id))
+        task = self._ready_task(task_id)
         if task is None or task.state != SpiffState.READY:
             raise ProcessError(f"task {task_id} is not ready")
         task.data.update(data)
@@ -535,7 +543,7 @@ class Instance:
     def task_data(self, task_id: str) -> tuple[dict[str, Any], set[str]]:
         """The data a ready task sees (the process data at that step), and the fields
         :meth:`update_task_data` filled in on it."""
-        task = self._workflow.get_task_from_id(UUID(task_id))
+        task = self._ready_task(task_id)
         if task is None:
             return {}, set()
         return dict(task.data), set(task._get_internal_data("onestop_prefilled", None) or ())

@@ -439,7 +439,11 @@ def _timers(case: Case, happening: Happening, progress: Progress, now: datetime)
     known = set(happening.was_timers)
     sla_changed = (progress.appointment_at != case.appointment_at
                    or progress.paused_at != case.paused_at or progress.late_touched)
-    waiting = happening.timers() if (known or happening.timer_ids) else []
+    now_waiting = set(happening.timer_ids)
+    progress.gone_timers = sorted(known - now_waiting)
+    if not (now_waiting - known) and not (sla_changed and now_waiting):
+        return                      # the same timers wait, due when they were
+    waiting = happening.timers()
     state: list[late_path.LatePathState] = []
 
     def late_state() -> late_path.LatePathState:
@@ -457,7 +461,6 @@ def _timers(case: Case, happening: Happening, progress: Progress, now: datetime)
                                  late_state)
             if due != timer.due:
                 progress.rescheduled.append((timer.id, due))
-    progress.gone_timers = sorted(known - {t.id for t in waiting})
 
 
 def late_answer(case: Case, step: StepInfo, values: Mapping[str, Any], *, officer: str,
