@@ -187,7 +187,12 @@ def spec_registry() -> "DefaultRegistry":
 
 @lru_cache(maxsize=1)
 def _workflow_converter() -> BpmnWorkflowConverter:
-    return BpmnWorkflowConverter(BpmnWorkflow, spec_registry())
+    converter = BpmnWorkflowConverter(BpmnWorkflow, spec_registry())
+    plain = [cls for cls in converter.registry.typenames
+             if issubclass(cls, (dict, list, tuple, str, int, float))]
+    if plain:   # _data_json would write these as plain values, not converted
+        raise RuntimeError(f"a converter is registered for a JSON type: {plain}")
+    return converter
 
 
 #: Task states after which SpiffWorkflow no longer changes a task.
@@ -242,6 +247,18 @@ def _task_key(task_id: UUID, stamps: Stamps) -> str:
 
 #: JSON as states store it (one encoder: ``json.dumps`` with options builds one per call).
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _data_json(registry: Any, value: Any) -> str:
+    """Task or workflow data as JSON text. Plain JSON values — what process data almost
+    always is — go straight to the C encoder; anything else (dates, UUIDs, ...) first
+    through SpiffWorkflow's converters, which leave plain values as they are (no class
+    they convert is a dict, list, str or number: checked below), so both give the same
+    text."""
+    try:
+        return _JSON(value)
+    except (TypeError, ValueError):
+        return _JSON(registry.convert(value))
 
 
 #: Task spec names as JSON text (a state repeats them in every row).
@@ -301,7 +318,7 @@ def _encode_workflow(workflow: Any, registry: Any,
                 append(hit[1])
                 continue
         if parent == "-1":
-            data = _JSON(registry.convert(registry.clean(own))) if own else "{}"
+            data = _data_json(registry, registry.clean(own)) if own else "{}"
         elif shape == 1:
             data = "1"
         elif shape == 2:
@@ -310,18 +327,18 @@ def _encode_workflow(workflow: Any, registry: Any,
             inherited = tasks[parent_id].data
             updates = DeepMerge.get_updated_keys(inherited, own)
             deletions = DeepMerge.get_deleted_keys(inherited, own)
-            data = _JSON([registry.convert(updates) if updates else 0, deletions or 0])
+            data = f"[{_data_json(registry, updates) if updates else 0},{_JSON(deletions or 0)}]"
         fragment = (f"[{ref},{parent},[{children}],{state},"
                     f"{_name_json(task.task_spec.name)},{1 if task.triggered else 0},"
                     f"{int(task.last_state_change)},"
-                    f"{_JSON(registry.convert(internal)) if internal else 0},{data}]")
+                    f"{_data_json(registry, internal) if internal else 0},{data}]")
         if key is not None and cache is not None:
             cache[value] = (key, fragment)
         append(fragment)
     last = workflow.last_task
     root_ref = refs.get(workflow.task_tree.id.int) or stamps.ref(workflow.task_tree.id)
     last_ref = (refs.get(last.id.int) or stamps.ref(last.id)) if last is not None else -1
-    data = _JSON(registry.convert(registry.clean(workflow.data))) if workflow.data else "{}"
+    data = _data_json(registry, registry.clean(workflow.data)) if workflow.data else "{}"
     return (f'{{"root":{root_ref},"last":{last_ref},"data":{data},'
             f'"success":{_JSON(workflow.success)},"completed":{_JSON(workflow.completed)},'
             f'"correlations":{_JSON(workflow.correlations)},"tasks":[{",".join(fragments)}]}}')
