@@ -379,7 +379,10 @@ class SqlStore:
         self.url = normalise_url(database)
         try:
             # LIFO: a command gets the connection used last, whose page cache is warm.
-            self._sql: SqlEngine = create_engine(self.url, pool_use_lifo=True)
+            # No rollback when a connection goes back to the pool: every unit ends with
+            # its own COMMIT or ROLLBACK (a failed COMMIT is rolled back by the unit).
+            self._sql: SqlEngine = create_engine(self.url, pool_use_lifo=True,
+                                                 pool_reset_on_return=None)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(_cannot_use(self.url, exc)) from None
         shown = self._sql.url.render_as_string(hide_password=True)
@@ -419,7 +422,7 @@ class SqlStore:
     def revision(self) -> str | None:
         """The schema revision the database is at (None: no onestop tables)."""
         try:
-            with self._sql.connect() as conn:
+            with self._sql.connect() as conn, conn.begin():
                 return migrate.current(conn)
         except self._errors as exc:
             reason = getattr(exc, "orig", None) or exc
@@ -487,12 +490,25 @@ class _Scope:
             else:
                 raw.rollback()
         except errors as failure:
+            _quietly_roll_back(raw, errors)
             raise self._failed(failure) from None
+        except BaseException:
+            _quietly_roll_back(raw, errors)
+            raise
         finally:
             raw.close()
         if exc is not None and isinstance(exc, errors):
             raise self._failed(exc) from None
         return False
+
+
+def _quietly_roll_back(raw: Any, errors: tuple[type[BaseException], ...]) -> None:
+    """End whatever a failed COMMIT left open, before the connection goes back to the
+    pool (a connection that cannot even roll back is dropped from the pool)."""
+    try:
+        raw.rollback()
+    except errors:
+        raw.invalidate()
 
 
 def _driver_errors(sql: SqlEngine) -> tuple[type[BaseException], ...]:
