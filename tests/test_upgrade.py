@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from onestop import VIETNAM_TZ, DossierStatus, EventKind, ManualClock
+from onestop import VIETNAM_TZ, DossierStatus, EventKind, ManualClock, StoreError
 from onestop.cli import main
 from onestop.store.migrate import HEAD, VERSION_TABLE
 
@@ -223,3 +223,16 @@ def test_an_upgraded_database_has_exactly_the_schema_of_a_new_one(
     finally:
         sql.dispose()
     assert differences == []
+
+
+def test_a_database_written_by_a_newer_onestop_is_refused_by_name(sqlite_url, make_engine):
+    make_engine(sqlite_url).close()
+    sql = create_engine(sqlite_url)
+    with sql.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9001'"))
+    sql.dispose()
+    with pytest.raises(StoreError, match="revision 9001, which this release of onestop "
+                                         "does not know"):
+        make_engine(sqlite_url)
+    assert main(["db", "current", sqlite_url]) == 0       # shown, not changed
+    assert revision(sqlite_url) == "9001"

@@ -142,7 +142,6 @@ dossiers = Table(
     Column("state", LargeBinary, nullable=True),
     UniqueConstraint("code", name="uq_onestop_dossiers_code"),
 )
-Index("ix_onestop_dossiers_status", dossiers.c.status)
 
 # Open tasks only: the runtime work queue behind officers' inboxes. A task's row is
 # deleted when it completes or is cancelled; its history is in the event log.
