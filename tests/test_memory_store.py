@@ -94,3 +94,25 @@ def test_an_engine_takes_a_store_as_it_takes_a_clock(make_engine):
                           components=["giay-de-nghi"], officer="tn.an").code
     with store.read() as unit:
         assert unit.dossier(code).procedure == "2.000575"
+
+
+def test_both_stores_offer_every_operation_of_the_store_interface_alike():
+    """The SQL and memory units implement the Unit protocol method for method, with the
+    same parameters, so neither can drift from the interface the engine uses."""
+    import inspect
+
+    from onestop.store.memory import MemoryUnit
+    from onestop.store.rows import Unit
+    from onestop.store.sql import SqlUnit
+
+    operations = {name for name, value in vars(Unit).items()
+                  if callable(value) and not name.startswith("_")}
+    assert {"dossier", "task_for", "event_stream", "next_timer_due", "update_dossier",
+            "append_events"} <= operations
+    for implementation in (SqlUnit, MemoryUnit):
+        for name in sorted(operations):
+            expected = list(inspect.signature(getattr(Unit, name)).parameters)
+            found = getattr(implementation, name, None)
+            assert found is not None, f"{implementation.__name__} lacks {name}"
+            assert list(inspect.signature(found).parameters) == expected, \
+                f"{implementation.__name__}.{name}"
