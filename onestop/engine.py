@@ -1,12 +1,16 @@
 """The engine: the public facade a portal backend calls.
 
 Each command (receive, claim, release, reassign, complete, message, start_apology, a
-timer firing, add_officer) runs in one database transaction through one command path:
-either everything it changes is stored — the dossier, its tasks, its timers, its events
-— or nothing is, and the engine's in-memory workflow cache never keeps a state the
-database did not get. Queries (dossier, history, sla, inbox, task) read committed data
-only. Every error that leaves a public method is an
+timer firing, add_officer) runs in one store transaction through one command path
+(:meth:`Engine._command`): either everything it changes is stored — the dossier, its
+tasks, its timers, its events — or nothing is, and the engine's in-memory workflow cache
+never keeps a state the store did not get. A command that moves a dossier validates its
+input, loads the dossier and its workflow, runs the process (:mod:`onestop.bpmn`), lets
+the one-stop rules decide what that changes (:func:`onestop.rules.progress.decide`) and
+saves the decision. Queries (dossier, history, events, sla, inbox, task) read committed
+data only. Every error that leaves a public method is an
 :class:`~onestop.errors.OnestopError` naming the dossier, task, officer or field at fault.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
