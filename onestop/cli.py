@@ -259,19 +259,39 @@ def _os_message(exc: OSError) -> str:
 def _database(args: argparse.Namespace) -> str:
     from .store import schema_revision, upgrade_schema
 
+    from .store.migrate import REVISIONS
+
+    shown = _shown_database(args.database)
     if args.db_command == "current":
         found, newest = schema_revision(args.database)
         if found is None:
-            return f"{args.database}: no onestop tables (the newest revision is {newest})"
-        state = "the newest" if found == newest else f"upgrade to {newest} with " \
-            f"'onestop db upgrade'"
-        return f"{args.database}: revision {found} ({state})"
+            return f"{shown}: no onestop tables (the newest revision is {newest})"
+        if found == newest:
+            state = "the newest"
+        elif found in REVISIONS:
+            state = f"upgrade to {newest} with 'onestop db upgrade'"
+        else:
+            state = f"written by a newer onestop: this one knows revisions up to {newest}"
+        return f"{shown}: revision {found} ({state})"
     before, after = upgrade_schema(args.database)
     if before is None:
-        return f"{args.database}: created the tables at revision {after}"
+        return f"{shown}: created the tables at revision {after}"
     if before == after:
-        return f"{args.database}: already at revision {after}, the newest"
-    return f"{args.database}: upgraded from revision {before} to {after}"
+        return f"{shown}: already at revision {after}, the newest"
+    return f"{shown}: upgraded from revision {before} to {after}"
+
+
+def _shown_database(database: str) -> str:
+    """A database as the command prints it: a URL without its password."""
+    if "://" not in database:
+        return database
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(database).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return database.split("://", 1)[0] + "://..."
 
 
 def _demo(args: argparse.Namespace) -> None:

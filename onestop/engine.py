@@ -848,10 +848,17 @@ class Engine:
         ``limit`` (None: all). Each page of ``page`` events is read in its own short read
         (keyset pagination on the id), so iterating over a year of events holds no lock
         and commands go on meanwhile. Bad arguments are refused here, before any read.
+
+        Ids follow the order events were written in. On PostgreSQL commands on different
+        dossiers commit side by side, so an event can become visible after one with a
+        higher id: a reader that follows the log as it grows should read up to an
+        ``until`` a little in the past, or go back a little before its last ``after``
+        (ids it has seen are never reused). On SQLite and in memory commands commit one
+        at a time.
         """
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise InvalidInput(f"after must be an event id (a whole number >= 0), not "
-                               f"{inputs.shown(after)}")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
+            raise InvalidInput(f"after must be an event id (a whole number from 0 to "
+                               f"2**63 - 1), not {inputs.shown(after)}")
         if isinstance(kinds, (str, EventKind)):
             kinds = [kinds]
         wanted: list[str] = []
@@ -1144,10 +1151,15 @@ def _stored(entries: Iterable[Entry], dossier_id: int) -> list[dict[str, Any]]:
 
 def _public(row: EventRow) -> Event:
     """A stored event as the public Event (its payload upcast to the current schema)."""
-    return Event(dossier_code=row.dossier_code, at=_local(row.at), kind=EventKind(row.kind),
-                 step=row.step, actor=row.actor, agency=row.agency,
-                 detail=upcast(row.kind, row.detail, row.version) or {}, id=row.id,
-                 procedure=row.procedure)
+    try:
+        detail = upcast(row.kind, row.detail, row.version)
+        kind = EventKind(row.kind)
+    except ValueError as exc:
+        raise StoreError(f"event {row.id} of dossier {row.dossier_code} cannot be read: "
+                         f"{exc}") from None
+    return Event(dossier_code=row.dossier_code, at=_local(row.at), kind=kind,
+                 step=row.step, actor=row.actor, agency=row.agency, detail=detail or {},
+                 id=row.id, procedure=row.procedure)
 
 
 def _local(instant: datetime) -> datetime:

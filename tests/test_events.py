@@ -173,3 +173,9 @@ def test_vietnamese_text_reads_back_from_the_stream_as_nfc(engine):
 def test_bad_stream_arguments_are_refused_before_anything_is_read(engine, arguments, message):
     with pytest.raises(InvalidInput, match=message):
         engine.events(**arguments)
+
+
+def test_an_event_id_beyond_what_a_store_holds_is_refused(engine):
+    with pytest.raises(InvalidInput, match="after must be an event id"):
+        engine.events(after=2**63)
+    assert list(engine.events(after=2**63 - 1)) == []

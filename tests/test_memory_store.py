@@ -3,8 +3,10 @@ it, ``memory://`` alone is private, and a unit that fails leaves nothing behind.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -76,15 +78,62 @@ def test_what_a_caller_gets_back_cannot_change_what_is_stored(make_engine):
     assert engine.history(code)[0].detail["procedure"] == "2.000575"
 
 
-def test_a_second_unit_waits_for_the_first_no_longer_than_the_lock_timeout():
+def test_a_unit_of_another_thread_waits_no_longer_than_the_lock_timeout():
     store = open_store(f"memory://{uuid.uuid4().hex}", lock_timeout=0.05)
     assert isinstance(store, MemoryStore)
-    with store.command():
-        with pytest.raises(StoreError, match="locked by another command"):
+    outcome: list[BaseException | None] = []
+
+    def read_elsewhere() -> None:
+        try:
             with store.read():
-                pass
-    with store.read() as unit:                       # free again once the first ended
+                outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+
+    with store.command():
+        worker = threading.Thread(target=read_elsewhere)
+        worker.start()
+        worker.join()
+    assert isinstance(outcome[0], StoreError) and "locked by another command" in \
+        str(outcome[0])
+    with store.read() as unit:                       # free again once the command ended
         assert unit.next_timer_due() is None
+
+
+def test_within_a_command_its_thread_may_read_but_not_start_another_command():
+    store = open_store(f"memory://{uuid.uuid4().hex}", lock_timeout=5)
+    with store.command() as unit:
+        unit.put_officer(Officer("x.y", "Người mới", {"AN-BINH-MC": ["leader"]}))
+        with store.read() as reader:                 # a connector reading the engine
+            assert reader.officer("x.y") is not None
+        with pytest.raises(StoreError, match="cannot run inside another"):
+            with store.command():
+                pass
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_a_connector_may_read_through_the_engine_during_a_command(make_engine, tmp_path,
+                                                                  backend):
+    """A connector called by a service task asks the engine who an officer is: the read
+    goes through, on SQLite and in memory alike."""
+    url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" \
+        else f"memory://{uuid.uuid4().hex}"
+    seen: list[str] = []
+    holder: list = []
+    engine = make_engine(url, library=Path(__file__).parent / "data" / "reception",
+                         lock_timeout=1, connectors={"data.reuse": lambda data: seen.append(
+                             holder[0].officer("mc.anbinh").name)})
+    holder.append(engine)
+    engine.add_officer(Officer("mc.anbinh", "Trần Ngọc An", {"AN-BINH-MC": ["receiving_officer"]}))
+    code = sorted(engine.library.catalog.procedures)[0]
+    engine.receive(code, applicant={"name": "Lê Thị Hà"}, officer="mc.anbinh")
+    assert seen == ["Trần Ngọc An"]
+
+
+def test_an_officer_read_back_cannot_change_the_stored_one(make_engine):
+    engine = with_staff(make_engine(f"memory://{uuid.uuid4().hex}"))
+    engine.officer("tn.an").roles["AN-BINH-KT"] = frozenset({"leader"})
+    assert "AN-BINH-KT" not in engine.officer("tn.an").roles
 
 
 def test_an_engine_takes_a_store_as_it_takes_a_clock(make_engine):

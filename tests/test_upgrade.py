@@ -236,3 +236,35 @@ def test_a_database_written_by_a_newer_onestop_is_refused_by_name(sqlite_url, ma
         make_engine(sqlite_url)
     assert main(["db", "current", sqlite_url]) == 0       # shown, not changed
     assert revision(sqlite_url) == "9001"
+
+
+def test_an_event_written_under_a_newer_schema_is_a_store_error(sqlite_url, make_engine):
+    engine = make_engine(sqlite_url)
+    engine.add_officer(STAFF[0])
+    code = engine.receive("2.000575", applicant={"name": "A"}, components=["giay-de-nghi"],
+                          officer="tn.an").code
+    sql = create_engine(sqlite_url)
+    with sql.begin() as conn:
+        conn.execute(text("UPDATE onestop_events SET version = 9"))
+    sql.dispose()
+    with pytest.raises(StoreError, match="event schema 9 is newer"):
+        engine.history(code)
+
+
+def test_db_current_names_a_database_written_by_a_newer_onestop(sqlite_url, make_engine,
+                                                                 capsys):
+    make_engine(sqlite_url).close()
+    sql = create_engine(sqlite_url)
+    with sql.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9001'"))
+    sql.dispose()
+    assert main(["db", "current", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "written by a newer onestop" in out and "upgrade to" not in out
+
+
+def test_db_commands_never_print_a_password():
+    from onestop.cli import _shown_database
+
+    shown = _shown_database("postgresql+psycopg://officer:s3cret@db.example/onestop")
+    assert "s3cret" not in shown and "officer" in shown

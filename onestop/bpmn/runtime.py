@@ -103,6 +103,8 @@ def script_engine(connectors: Mapping[str, Connector] | None) -> PythonScriptEng
 
 _DICTIONARIES: dict[str, bytes] = {}
 _UNFINISHED = SpiffState.NOT_FINISHED_MASK
+#: How many settled rows an instance keeps before it forgets those of removed tasks.
+_KEPT_ROWS = 400
 _READY = SpiffState.READY
 #: A reached task's state, as the late path counts it.
 _REACHED = {SpiffState.READY: "open", SpiffState.COMPLETED: "done",
@@ -327,7 +329,15 @@ class Instance:
 
     def dump(self) -> bytes:
         """The instance state, without the model."""
-        return dump_state(self._workflow, self._stamps, self._encoded, self._dictionary)
+        state = dump_state(self._workflow, self._stamps, self._encoded, self._dictionary)
+        if len(self._encoded) > _KEPT_ROWS:
+            # Forget the rows and references of tasks the workflow no longer has.
+            alive = {task_id.int for workflow in (self._workflow,
+                                                  *self._workflow.subprocesses.values())
+                     for task_id in workflow.tasks}
+            self._encoded = {k: v for k, v in self._encoded.items() if k in alive}
+            self._stamps.refs = {k: v for k, v in self._stamps.refs.items() if k in alive}
+        return state
 
     @property
     def completed(self) -> bool:

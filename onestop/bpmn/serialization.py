@@ -277,64 +277,57 @@ def _encode_workflow(workflow: Any, registry: Any,
     """One workflow (the top one or a sub-process) as a JSON object text: its attributes
     and its tasks as rows that name each other by number (or by UUID, for a task whose id
     is not one of the workflow's numbers), so a row does not change when others come
-    and go. Each command re-encodes only the rows that changed (``cache``)."""
+    and go.
+
+    ``cache`` keeps the part of a settled task's row that cannot change any more (its
+    place in the tree, state, name and stamps). Its data is written afresh every time: a
+    parent's data may change after a child settled (a multi-instance activity merging its
+    instances' results) and nested values are shared between tasks (a script changing
+    ``info["a"]["n"]`` changes it for the tasks before it too)."""
     tasks = workflow.tasks
     refs = stamps.refs
     fragments: list[str] = []
     append = fragments.append
     for task_id, task in tasks.items():
         value = task_id.int
-        state = task._state
-        if cache is not None and state & _SETTLED:
-            # A settled task keeps its parent, its children and its data: its row
-            # changes only with its state and stamp (the number of children guards).
+        state, own, internal = task._state, task.data, task.internal_data
+        parent_id = task._parent
+        head = None
+        settled = None
+        if cache is not None and state & _SETTLED and not internal:
             settled = (state, task.last_state_change, task.triggered, len(task._children))
             hit = cache.get(value)
             if hit is not None and hit[0] == settled:
-                append(hit[1])
-                continue
-        else:
-            settled = None
-        ref = refs.get(value) or stamps.ref(task_id)
-        parent_id = task._parent
-        if parent_id is None or parent_id not in tasks:
-            parent = "-1"
-        else:
-            parent = refs.get(parent_id.int) or stamps.ref(parent_id)
-        children = ",".join([refs.get(c.int) or stamps.ref(c) for c in task._children])
-        own, internal = task.data, task.internal_data
-        # What the row's data is: 1 for none yet (SpiffWorkflow fills it on arrival),
-        # [0, 0] for the parent's data unchanged (a task waiting, or running a
-        # sub-process), else the changes to the parent's.
-        shape = 1 if not own else \
-            0 if parent == "-1" or own != tasks[parent_id].data else 2
-        key: Any = settled
-        # The row of a task without data (or internal data) of its own follows from
-        # where it stands and its stamps.
-        if cache is not None and settled is None and shape and not internal:
-            key = (parent, children, state, task.last_state_change, task.triggered, shape)
-            hit = cache.get(value)
-            if hit is not None and hit[0] == key:
-                append(hit[1])
-                continue
-        if parent == "-1":
-            data = _data_json(registry, registry.clean(own)) if own else "{}"
-        elif shape == 1:
-            data = "1"
-        elif shape == 2:
-            data = "[0,0]"
-        else:
-            inherited = tasks[parent_id].data
-            updates = DeepMerge.get_updated_keys(inherited, own)
-            deletions = DeepMerge.get_deleted_keys(inherited, own)
-            data = f"[{_data_json(registry, updates) if updates else 0},{_JSON(deletions or 0)}]"
-        fragment = (f"[{ref},{parent},[{children}],{state},"
+                head = hit[1]
+        if head is None:
+            ref = refs.get(value) or stamps.ref(task_id)
+            if parent_id is None or parent_id not in tasks:
+                parent = "-1"
+            else:
+                parent = refs.get(parent_id.int) or stamps.ref(parent_id)
+            children = ",".join([refs.get(c.int) or stamps.ref(c) for c in task._children])
+            head = (f"[{ref},{parent},[{children}],{state},"
                     f"{_name_json(task.task_spec.name)},{1 if task.triggered else 0},"
                     f"{int(task.last_state_change)},"
-                    f"{_data_json(registry, internal) if internal else 0},{data}]")
-        if key is not None and cache is not None:
-            cache[value] = (key, fragment)
-        append(fragment)
+                    f"{_data_json(registry, internal) if internal else 0},")
+            if settled is not None and cache is not None:
+                cache[value] = (settled, head)
+        # The row's data: the full data at the root; 1 for none yet (SpiffWorkflow fills
+        # it on arrival); [0,0] for the parent's unchanged; else the changes to it.
+        if parent_id is None or parent_id not in tasks:
+            data = _data_json(registry, registry.clean(own)) if own else "{}"
+        elif not own:
+            data = "1"
+        else:
+            inherited = tasks[parent_id].data
+            if own == inherited:
+                data = "[0,0]"
+            else:
+                updates = DeepMerge.get_updated_keys(inherited, own)
+                deletions = DeepMerge.get_deleted_keys(inherited, own)
+                data = (f"[{_data_json(registry, updates) if updates else 0},"
+                        f"{_JSON(deletions or 0)}]")
+        append(f"{head}{data}]")
     last = workflow.last_task
     root_ref = refs.get(workflow.task_tree.id.int) or stamps.ref(workflow.task_tree.id)
     last_ref = (refs.get(last.id.int) or stamps.ref(last.id)) if last is not None else -1

@@ -65,6 +65,8 @@ class _Data:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        #: The thread whose unit holds the lock (None: free).
+        self.owner: int | None = None
         self.specs: dict[int, dict[str, Any]] = {}
         self.spec_ids: dict[str, int] = {}
         self.officers: dict[str, Officer] = {}
@@ -106,30 +108,42 @@ class MemoryStore:
     @contextmanager
     def command(self) -> Iterator["MemoryUnit"]:
         """A read-write unit: kept if the block succeeds, else undone."""
-        with self._unit() as unit:
+        with self._unit(write=True) as unit:
             yield unit
 
     @contextmanager
     def read(self) -> Iterator["MemoryUnit"]:
-        """A unit on committed data."""
-        with self._unit() as unit:
+        """A unit on committed data; within a command of the same thread (a connector
+        reading through the engine), on that command's data."""
+        with self._unit(write=False) as unit:
             yield unit
 
     write = command
 
     @contextmanager
-    def _unit(self) -> Iterator["MemoryUnit"]:
-        if not self._data.lock.acquire(timeout=self._timeout if self._timeout > 0 else 0.001):
+    def _unit(self, write: bool) -> Iterator["MemoryUnit"]:
+        data = self._data
+        if data.owner == threading.get_ident():
+            if write:
+                raise StoreError(f"store {self.url} is locked by a command of this same "
+                                 f"thread: a command cannot run inside another one; "
+                                 f"nothing was stored")
+            yield MemoryUnit(data)         # a read inside this thread's own command
+            return
+        if not data.lock.acquire(timeout=self._timeout if self._timeout > 0 else 0.001):
             raise StoreError(f"store {self.url} is locked by another command for longer "
-                             f"than lock_timeout ({self._timeout:g} s); nothing was stored")
-        unit = MemoryUnit(self._data)
+                             f"than lock_timeout ({self._timeout:g} s); "
+                             f"{'nothing was stored' if write else 'nothing was read'}")
+        data.owner = threading.get_ident()
+        unit = MemoryUnit(data)
         try:
             yield unit
         except BaseException:
             unit.undo()
             raise
         finally:
-            self._data.lock.release()
+            data.owner = None
+            data.lock.release()
 
 
 class MemoryUnit:
@@ -146,7 +160,10 @@ class MemoryUnit:
 
     # -- reads -------------------------------------------------------------------------
     def officer(self, officer_id: str) -> Officer | None:
-        return self._d.officers.get(officer_id)
+        found = self._d.officers.get(officer_id)
+        if found is None:
+            return None
+        return Officer(found.id, found.name, {a: frozenset(r) for a, r in found.roles.items()})
 
     def dossier(self, code: str) -> DossierRow | None:
         found = self._d.codes.get(code)
@@ -183,7 +200,7 @@ class MemoryUnit:
 
     def open_tasks(self, dossier_id: int) -> list[OpenTaskRow]:
         found = [self._d.tasks[t] for t in self._d.tasks_of.get(dossier_id, ())]
-        found.sort(key=lambda t: (t["ready_at"], t["step"]))
+        found.sort(key=lambda t: (t["ready_at"], t["step"], t["id"]))
         return [self._open(t) for t in found]
 
     def inbox(self, officer_id: str, pairs: Sequence[tuple[str, str]]) -> list[OpenTaskRow]:
@@ -191,7 +208,7 @@ class MemoryUnit:
         found = [self._open(t) for t in self._d.tasks.values()
                  if (t["agency"], t["role"]) in wanted
                  and t["claimed_by"] in (None, officer_id)]
-        found.sort(key=lambda t: (t.ready_at, t.dossier_code))
+        found.sort(key=lambda t: (t.ready_at, t.dossier_code, t.id))
         return found
 
     def events(self, dossier_id: int) -> list[EventRow]:

@@ -96,7 +96,7 @@ S = {
     "claim": "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by IS NULL",
     "release": "UPDATE onestop_tasks SET claimed_by = NULL WHERE id = ? AND claimed_by = ?",
     "assign_held": "UPDATE onestop_tasks SET claimed_by = ? WHERE id = ? AND claimed_by = ?",
-    "open_tasks": _OPEN + "WHERE t.dossier_id = ? ORDER BY t.ready_at, t.step",
+    "open_tasks": _OPEN + "WHERE t.dossier_id = ? ORDER BY t.ready_at, t.step, t.id",
     "task": _OPEN + "WHERE t.id = ?",
     "delete_timer": "DELETE FROM onestop_timers WHERE id = ?",
     # A timer is taken only if it is still due at the instant it is taken: a command may
@@ -227,7 +227,7 @@ class SqlUnit:
             return []
         wanted = " OR ".join("(t.agency = ? AND t.role = ?)" for _ in pairs)
         statement = (_OPEN + f"WHERE ({wanted}) AND (t.claimed_by IS NULL OR t.claimed_by = ?)"
-                     " ORDER BY t.ready_at, d.code")
+                     " ORDER BY t.ready_at, d.code, t.id")
         params = [value for pair in pairs for value in pair] + [officer_id]
         return [_open_task(r) for r in self._raw(statement, params).fetchall()]
 
