@@ -38,6 +38,7 @@ from .model import (
     FiredTimer,
     FormField,
     Officer,
+    OutboxMessage,
     Task,
     TaskState,
 )
@@ -50,7 +51,8 @@ __all__ = [
     "ApologyStatus", "LEADER_ROLE", "OnestopWarning", "TaskNotOpen",
     "ConcurrentUpdate", "Dossier", "DossierNotFound", "DossierStatus", "Duration", "Engine",
     "Event", "EventKind", "FiredTimer", "FormField", "InvalidInput", "Library", "ManualClock",
-    "Mark", "ModelError", "OnestopError", "Officer", "PermissionDenied", "Procedure",
+    "Mark", "ModelError", "OnestopError", "Officer", "OutboxMessage", "PermissionDenied",
+    "Procedure",
     "ProcessError", "RECEIVING_ROLE", "RuleViolation", "SlaReport", "StepSla", "StoreError",
     "SystemClock", "Task", "TaskNotFound", "TaskState", "Unit", "UnknownAgency",
     "UnknownOfficer", "UnknownProcedure", "UnsafeModelError", "VIETNAM_TZ",

@@ -63,7 +63,17 @@ from .events import (
     upcast,
 )
 from .library import Library, load_library
-from .model import Channel, Dossier, DossierStatus, Event, EventKind, FiredTimer, Officer, Task
+from .model import (
+    Channel,
+    Dossier,
+    DossierStatus,
+    Event,
+    EventKind,
+    FiredTimer,
+    Officer,
+    OutboxMessage,
+    Task,
+)
 from .regimes import Regime, Regimes
 from .rules import late_path
 from .rules.forms import (
@@ -89,6 +99,7 @@ from .rules.progress import (
     late_answer,
 )
 from .rules.sla import SlaReport, assess
+from .rules.sync import notices
 from .store import (
     DossierRow,
     EventQuery,
@@ -368,8 +379,8 @@ class Engine:
                 boundary_free=proc.boundary_free, components=brought.components,
                 held=brought.held, to_digitize=brought.to_digitize, missing=brought.missing,
                 fee_due=brought.fee_due)
-            self._write_progress(tx, dossier_id, progress, Entry(now, received, None, actor,
-                                                                 desk))
+            self._write_progress(tx, values, dossier_id, 1, progress,
+                                 Entry(now, received, None, actor, desk))
             if not progress.finished:
                 command.keep(dossier_id, 1, instance)
             return self._snapshot(values, progress.new_tasks, model)
@@ -774,7 +785,7 @@ class Engine:
         finished_at = now if progress.finished else None
         version = tx.update_dossier(row.id, row.version, int(progress.status), state,
                                     finished_at, progress.appointment_at, progress.paused_at)
-        self._write_progress(tx, row.id, progress, first)
+        self._write_progress(tx, row, row.id, version, progress, first)
         if not progress.finished:
             # A finished dossier's workflow never runs again: it is not cached.
             command.keep(row.id, version, instance)
@@ -783,8 +794,22 @@ class Engine:
                     paused_at=progress.paused_at)
 
     @staticmethod
-    def _write_progress(tx: Unit, dossier_id: int, progress: Progress, first: Entry) -> None:
-        tx.append_events(_stored((first, *progress.events), dossier_id))
+    def _write_progress(tx: Unit, row: DossierRow | Mapping[str, Any], dossier_id: int,
+                        version: int, progress: Progress, first: Entry) -> None:
+        """Append a command's events, tasks, timers and portal messages."""
+        entries = (first, *progress.events)
+        tx.append_events(_stored(entries, dossier_id))
+        facts: Mapping[str, Any] = row if isinstance(row, Mapping) else row.dossier()
+        code = str(facts["code"])
+        told = notices(code=code, procedure=str(facts["procedure"]),
+                       channel=int(facts["channel"]), received_at=_local(facts["received_at"]),
+                       entries=entries, appointment_at=progress.appointment_at,
+                       status=int(progress.status))
+        if told:
+            tx.append_outbox([{"dossier_id": dossier_id, "key": f"{code}:{version}:{n}",
+                               "kind": notice.kind, "status": notice.status, "at": notice.at,
+                               "payload": notice.payload}
+                              for n, notice in enumerate(told, 1)])
         tx.insert_tasks([{"id": t.id, "dossier_id": dossier_id, "step": t.step,
                           "role": t.role, "agency": t.agency, "claimed_by": None,
                           "ready_at": t.ready_at, "due_at": t.due_at}
@@ -901,6 +926,39 @@ class Engine:
             if len(rows) < size:
                 return
             query = replace(query, after=rows[-1].id)
+
+    def outbox(self, *, limit: int = 100, after: int = 0) -> list[OutboxMessage]:
+        """Messages for the national portal not marked sent yet, oldest first: one for
+        each receipt, status change and appointment change, written in the same
+        transaction as the change (so none is lost or made up, whatever fails between
+        commands). ``after``: a message ``id`` to read on from. A sending worker sends
+        them in order and calls :meth:`mark_sent`."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidInput(f"limit must be a whole number from 1 to 10000, not "
+                               f"{inputs.shown(limit)}")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
+            raise InvalidInput(f"after must be a message id (a whole number >= 0), not "
+                               f"{inputs.shown(after)}")
+        with self._store.read() as reader:
+            rows = reader.outbox(after, limit)
+        return [OutboxMessage(key=r.key, dossier_code=r.dossier_code, kind=r.kind,
+                              status=DossierStatus(r.status), at=_local(r.at),
+                              payload=r.payload, id=r.id) for r in rows]
+
+    def mark_sent(self, keys: Iterable[str]) -> int:
+        """Mark portal messages sent (by key), at the engine's clock; how many were still
+        pending (a key sent before, or unknown, counts nothing)."""
+        if isinstance(keys, str):
+            keys = [keys]
+        found = []
+        for key in keys:
+            if not isinstance(key, str) or not key or len(key) > 160:
+                raise InvalidInput(f"a message key is the text outbox() gave, not "
+                                   f"{inputs.shown(key)}")
+            found.append(key)
+        now = self._now()
+        with self._command() as command:
+            return command.tx.mark_sent(found, now)
 
     def inbox(self, officer: str) -> list[Task]:
         """Open tasks the officer may act on: unclaimed ones of their roles in their

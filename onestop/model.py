@@ -14,7 +14,7 @@ from .errors import InvalidInput
 from .events import Event, EventKind
 
 __all__ = ["Channel", "Dossier", "DossierStatus", "Event", "EventKind", "FiredTimer",
-           "FormField", "Officer", "Task", "TaskState"]
+           "FormField", "Officer", "OutboxMessage", "Task", "TaskState"]
 
 
 class Channel(IntEnum):
@@ -182,6 +182,22 @@ class Dossier:
         unclaimed step."""
         return tuple(task.claimed_by or f"{task.role}@{task.agency}"
                      for task in self.open_tasks)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message for the national portal (Cổng Dịch vụ công quốc gia), written with the
+    change it reports: ``kind`` ``dossier`` for a receipt (DongBoHoSoMC), ``progress``
+    for a status or appointment change (CapNhatTienDoHoSoMC). ``key`` is its idempotency
+    key: the portal can be sent a message twice, never two messages under one key."""
+
+    key: str
+    dossier_code: str
+    kind: str
+    status: DossierStatus
+    at: datetime
+    payload: Mapping[str, Any]
+    id: int = 0
 
 
 @dataclass(frozen=True)

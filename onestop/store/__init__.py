@@ -15,6 +15,7 @@ from .rows import (
     EventQuery,
     EventRow,
     OpenTaskRow,
+    OutboxRow,
     SpecRow,
     Store,
     TaskRow,
@@ -23,9 +24,9 @@ from .rows import (
 )
 from .sql import SqlStore, checked_database, normalise_url
 
-__all__ = ["DossierRow", "EventQuery", "EventRow", "MemoryStore", "OpenTaskRow", "SpecRow",
-           "SqlStore", "Store", "TaskRow", "TimerRow", "Unit", "normalise_url", "open_store",
-           "schema_revision", "upgrade_schema"]
+__all__ = ["DossierRow", "EventQuery", "EventRow", "MemoryStore", "OpenTaskRow", "OutboxRow",
+           "SpecRow", "SqlStore", "Store", "TaskRow", "TimerRow", "Unit", "normalise_url",
+           "open_store", "schema_revision", "upgrade_schema"]
 
 
 def open_store(database: str | os.PathLike[str] | Store, *, durability: str = "full",

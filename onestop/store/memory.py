@@ -29,6 +29,7 @@ from .rows import (
     EventQuery,
     EventRow,
     OpenTaskRow,
+    OutboxRow,
     SpecRow,
     TaskRow,
     TimerRow,
@@ -79,6 +80,8 @@ class _Data:
         #: ``(due micros, timer id)`` of the scheduled timers, sorted: the due index.
         self.due: list[tuple[int, str]] = []
         self.events: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []
+        self.outbox_keys: dict[str, int] = {}
         self.events_of: dict[int, list[int]] = {}
         self.next_dossier = itertools.count(1)
 
@@ -265,6 +268,19 @@ class MemoryUnit:
             timer = self._d.timers[timer_id]
             found.append(TimerRow(timer_id, timer["dossier_id"], timer["step"],
                                   timer["due_at"]))
+        return found
+
+    def outbox(self, after: int, limit: int) -> list[OutboxRow]:
+        found: list[OutboxRow] = []
+        for message in itertools.islice(self._d.outbox, max(after, 0), None):
+            if message["sent_at"] is not None:
+                continue
+            found.append(OutboxRow(message["id"], message["key"],
+                                   self._d.dossiers[message["dossier_id"]]["code"],
+                                   message["kind"], message["status"], message["at"],
+                                   _copy(message["payload"]), None))
+            if len(found) >= limit:
+                break
         return found
 
     def next_timer_due(self) -> datetime | None:
@@ -455,6 +471,35 @@ class MemoryUnit:
             self._pop_timer(timer_id)
             self._put_timer(previous)
         self._undo.append(undo)
+
+    def append_outbox(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for values in rows:
+            if values["key"] in self._d.outbox_keys:
+                raise StoreError(f"a portal message with key {values['key']} is already "
+                                 f"stored")
+            number = len(self._d.outbox)
+            self._d.outbox.append({"id": number + 1, "dossier_id": values["dossier_id"],
+                                   "key": values["key"], "kind": values["kind"],
+                                   "status": values["status"], "at": _utc(values["at"]),
+                                   "payload": _copy(values["payload"]), "sent_at": None})
+            self._d.outbox_keys[values["key"]] = number
+
+            def undo(key: str = values["key"]) -> None:
+                self._d.outbox.pop()
+                del self._d.outbox_keys[key]
+            self._undo.append(undo)
+
+    def mark_sent(self, keys: Sequence[str], at: datetime) -> int:
+        sent = 0
+        for key in keys:
+            number = self._d.outbox_keys.get(key)
+            if number is None or self._d.outbox[number]["sent_at"] is not None:
+                continue
+            message = self._d.outbox[number]
+            message["sent_at"] = _utc(at)
+            self._undo.append(partial(message.update, sent_at=None))
+            sent += 1
+        return sent
 
     def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for values in rows:

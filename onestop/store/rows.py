@@ -112,6 +112,20 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class OutboxRow:
+    """A message for the national portal (``sent_at`` None: not sent yet)."""
+
+    id: int
+    key: str
+    dossier_code: str
+    kind: str
+    status: int
+    at: datetime
+    payload: dict[str, Any]
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
 class SpecRow:
     """A stored model: its hash, canonical body and state dictionary."""
 
@@ -194,6 +208,10 @@ class Unit(Protocol):
         """The earliest due instant of a scheduled timer (None: none is scheduled)."""
         ...
 
+    def outbox(self, after: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` messages not sent yet, by id, after the message id ``after``."""
+        ...
+
     # -- writes ------------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
                     dictionary: bytes, at: datetime) -> int:
@@ -267,6 +285,15 @@ class Unit(Protocol):
     def append_events(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append entries to the event log (``dossier_id``, ``at``, ``kind``, ``step``,
         ``actor``, ``agency``, ``detail``, ``version``), in order."""
+        ...
+
+    def append_outbox(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Add messages for the portal (``dossier_id``, ``key``, ``kind``, ``status``,
+        ``at``, ``payload``)."""
+        ...
+
+    def mark_sent(self, keys: Sequence[str], at: datetime) -> int:
+        """Mark the messages with these keys sent at ``at``; how many were pending."""
         ...
 
 

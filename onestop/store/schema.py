@@ -188,4 +188,22 @@ events = Table(
     Column("version", SmallInteger, nullable=False, server_default="1"),
 )
 Index("ix_onestop_events_dossier", events.c.dossier_id)
+
+# What the national portal must be told, written with the change it reports (see
+# onestop.rules.sync); a worker reads the pending ones and marks them sent.
+outbox = Table(
+    "onestop_outbox", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), nullable=False),
+    # Idempotency key: the dossier's code, its version after the command, the message's
+    # place among the command's.
+    Column("key", String(160), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("at", Instant, nullable=False),
+    Column("payload", JsonText, nullable=False),
+    Column("sent_at", Instant, nullable=True),
+)
+Index("ix_onestop_outbox_pending", outbox.c.id, sqlite_where=outbox.c.sent_at.is_(None),
+      postgresql_where=outbox.c.sent_at.is_(None))
 Index("ix_onestop_events_at", events.c.at)

@@ -38,6 +38,7 @@ from .rows import (
     EventQuery,
     EventRow,
     OpenTaskRow,
+    OutboxRow,
     SpecRow,
     TaskRow,
     TimerRow,
@@ -117,6 +118,12 @@ S = {
     "insert_role": ("INSERT INTO onestop_officer_roles (officer_id, agency, role) "
                     "VALUES (?, ?, ?)"),
     "spec": "SELECT hash, body, dictionary FROM onestop_specs WHERE id = ?",
+    "insert_outbox": _insert("onestop_outbox", ("dossier_id", "key", "kind", "status", "at",
+                                                "payload")),
+    "outbox": ("SELECT o.id, o.key, d.code, o.kind, o.status, o.at, o.payload, o.sent_at "
+               "FROM onestop_outbox o JOIN onestop_dossiers d ON d.id = o.dossier_id "
+               "WHERE o.sent_at IS NULL AND o.id > ? ORDER BY o.id LIMIT ?"),
+    "mark_sent": "UPDATE onestop_outbox SET sent_at = ? WHERE key = ? AND sent_at IS NULL",
     "spec_by_hash": "SELECT id FROM onestop_specs WHERE hash = ?",
     "insert_spec": ("INSERT INTO onestop_specs (hash, process_id, file, body, loaded_at, "
                     "dictionary) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"),
@@ -274,6 +281,11 @@ class SqlUnit:
     def next_timer_due(self) -> datetime | None:
         return instant(self._run("next_timer", ()).fetchone()[0])
 
+    def outbox(self, after: int, limit: int) -> list[OutboxRow]:
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], _at(r[5]), json.loads(r[6]),
+                          instant(r[7]))
+                for r in self._run("outbox", (after, limit)).fetchall()]
+
     # -- writes ------------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
                     dictionary: bytes, at: datetime) -> int:
@@ -368,6 +380,19 @@ class SqlUnit:
             values.append((r["dossier_id"], at_micros, r["kind"], r["step"], r["actor"],
                            r["agency"], _json(r["detail"]), r["version"]))
         self._cursor.executemany(self._s["insert_event"], values)
+
+
+    def append_outbox(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._s["insert_outbox"], [
+                (r["dossier_id"], r["key"], r["kind"], r["status"], micros(r["at"]),
+                 _json(r["payload"])) for r in rows])
+
+    def mark_sent(self, keys: Sequence[str], at: datetime) -> int:
+        sent = 0
+        for key in keys:
+            sent += self._run("mark_sent", (micros(at), key)).rowcount
+        return sent
 
 
 class SqlStore:
