@@ -45,6 +45,8 @@ SERVICE_MODES = ("full_online", "partial_online", "in_person")
 #: What an agency is, when the catalogue says: one-stop desk, resolving agency, consulted
 #: agency, postal service.
 AGENCY_KINDS = ("desk", "resolver", "consulted", "postal")
+#: The national channel codes by the names the catalogue uses.
+CHANNEL_NAMES = {1: "in_person", 2: "online", 3: "postal"}
 #: Agency slots every process may use in lanes: the receiving desk and the resolver.
 BUILTIN_SLOTS = ("desk", "resolver", "responsible")
 
@@ -53,7 +55,7 @@ _PROCEDURE_CODE = re.compile(r"\d\.\d{6}(\.[0-9A-Za-z.]+)?")
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _PROCEDURE_KEYS = {"code", "name", "field", "level", "agency", "process", "legal_time",
                    "components", "agencies", "service_mode", "boundary_free", "fees",
-                   "regime_overrides", "desks"}
+                   "regime_overrides", "desks", "legal_time_by_channel"}
 _PROCEDURE_REQUIRED = {"code", "name", "field", "level", "agency", "process", "legal_time",
                        "components"}
 _COMPONENT_KEYS = {"code", "name", "required", "must_digitize", "reusable"}
@@ -117,6 +119,17 @@ class Procedure:
         default_factory=lambda: MappingProxyType({}))
     #: Agencies (desks) that receive it; empty when boundary-free or not stated.
     desks: tuple[str, ...] = ()
+    #: A legal time of its own for a channel (``online``, ``postal``, ``in_person``): a
+    #: province may shorten the online one by decision.
+    legal_time_by_channel: Mapping[str, Duration] = _field(
+        default_factory=lambda: MappingProxyType({}))
+
+    def legal_time_for(self, channel: int) -> Duration:
+        """The legal time of a dossier received through ``channel`` (1 in person,
+        2 online, 3 postal): the channel's own, else :attr:`legal_time`."""
+        name = CHANNEL_NAMES.get(int(channel))
+        return self.legal_time_by_channel.get(name, self.legal_time) if name \
+            else self.legal_time
 
     def component(self, code: str) -> Component | None:
         """The component with this code, if the procedure has it."""
@@ -233,6 +246,7 @@ def _procedure(raw: Any, index: int, agencies: Mapping[str, Agency],
         legal_time = Duration.parse(raw["legal_time"])
     except ValueError as exc:
         raise CatalogError(str(exc), file=source, entry=entry, field="legal_time") from None
+    by_channel = _legal_times(raw.get("legal_time_by_channel", {}), source, entry)
     slots: dict[str, str] = {}
     extra = raw.get("agencies", {})
     if not isinstance(extra, dict):
@@ -277,7 +291,28 @@ def _procedure(raw: Any, index: int, agencies: Mapping[str, Agency],
         fees=_fees(raw.get("fees", []), source, entry),
         regime_overrides=_regime_overrides(raw.get("regime_overrides", {}), source, entry),
         desks=desks,
+        legal_time_by_channel=MappingProxyType(by_channel),
     )
+
+
+def _legal_times(value: Any, source: str | None, entry: str) -> dict[str, Duration]:
+    """``{"online": "4wd"}``: a legal time of its own for a channel."""
+    where = "legal_time_by_channel"
+    if not isinstance(value, dict):
+        raise CatalogError(f"must map channels ({', '.join(CHANNEL_NAMES.values())}) to "
+                           f"durations", file=source, entry=entry, field=where)
+    found: dict[str, Duration] = {}
+    for channel, text in value.items():
+        if channel not in CHANNEL_NAMES.values():
+            raise CatalogError(f"unknown channel {channel!r} (one of "
+                               f"{', '.join(CHANNEL_NAMES.values())})", file=source,
+                               entry=entry, field=f"{where}.{channel}")
+        try:
+            found[channel] = Duration.parse(text)
+        except ValueError as exc:
+            raise CatalogError(str(exc), file=source, entry=entry,
+                               field=f"{where}.{channel}") from None
+    return found
 
 
 def _components(value: Any, source: str | None, entry: str) -> tuple[Component, ...]:

@@ -54,7 +54,10 @@ from .events import (
     ApologyRequested,
     Claimed,
     Completed,
+    FeedbackAnswered,
+    FeedbackReceived,
     MessageReceived,
+    Rated,
     Reassigned,
     Received,
     Released,
@@ -67,15 +70,19 @@ from .model import (
     Channel,
     Dossier,
     DossierStatus,
+    DossierSummary,
     Event,
     EventKind,
+    Feedback,
     FiredTimer,
     Officer,
     OutboxMessage,
     Task,
 )
 from .regimes import Regime, Regimes
-from .rules import late_path
+from .rules import late_path, records
+from .rules.facts import FACTS_VERSION, RATING_LEVELS, Fold, fold, identity_number
+from .rules.facts import stored as stored_facts
 from .rules.forms import (
     RESERVED_FIELDS,
     blanks,
@@ -101,6 +108,7 @@ from .rules.progress import (
 from .rules.sla import SlaReport, assess
 from .rules.sync import notices
 from .store import (
+    DossierQuery,
     DossierRow,
     EventQuery,
     EventRow,
@@ -206,9 +214,29 @@ class Engine:
                     self._dictionaries[spec_id] = stored.dictionary \
                         if stored is not None and stored.dictionary is not None \
                         else model_dictionary(model)
+            self._refresh_facts()
         except BaseException:
             self._store.close()
             raise
+
+    def _refresh_facts(self) -> None:
+        """Fold again from their logs the facts of dossiers an older release wrote (or
+        none yet, after an upgrade), a batch per transaction."""
+        after = 0
+        while True:
+            with self._store.read() as reader:
+                stale = reader.stale_facts(FACTS_VERSION, after, _FACTS_BATCH)
+            if not stale:
+                return
+            with self._store.write() as tx:
+                for dossier_id in stale:
+                    row = tx.dossier_by_id(dossier_id)
+                    if row is None:
+                        continue
+                    facts = fold(self._history(tx, dossier_id), row.received_at,
+                                 self.library.calendars.for_agency(row.desk_agency))
+                    tx.update_facts(dossier_id, facts.columns())
+            after = stale[-1]
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
@@ -301,7 +329,11 @@ class Engine:
         ``held`` are codes of the procedure's components the state already holds (the
         national population database, the applicant's e-store): each must be marked
         ``reusable`` in the catalogue (:class:`InvalidInput` otherwise). They count as
-        handed in and are not digitized again (tái sử dụng dữ liệu).
+        handed in and are not digitized again (tái sử dụng dữ liệu). Give them as a
+        mapping to say where each came from (``{"cccd": "CSDLQG-DC"}``).
+
+        The dossier's legal time is its channel's (the catalogue's
+        ``legal_time_by_channel``, else ``legal_time``).
 
         The process starts with these variables (completion data cannot overwrite them):
         ``procedure`` (code), ``channel`` (1, 2, 3), ``components`` (handed in, then
@@ -326,8 +358,10 @@ class Engine:
             raise InvalidInput("applicant must be a mapping of fields, e.g. "
                                "{'name': 'Nguyễn Văn A'}")
         applicant = inputs.data("applicant", applicant)
-        brought = intake(proc, channel, inputs.codes("components", components),
-                         inputs.codes("held", held))
+        held_codes = inputs.codes("held", list(held) if isinstance(held, Mapping) else held)
+        held_from = records.sources(held_codes, held)
+        brought = intake(proc, channel, inputs.codes("components", components), held_codes)
+        legal_time = proc.legal_time_for(channel)
         if officer is not None:
             officer = inputs.identifier("officer", officer)
         if desk is not None:
@@ -349,7 +383,7 @@ class Engine:
             code = f"{desk}-{day}-{tx.next_sequence(f'{desk}:{day}'):04d}"
             case = Case(code=code, desk=desk, resolver=resolver, slots=proc.agencies,
                         status=DossierStatus.NEWLY_REGISTERED, regime=regime,
-                        procedure=proc.code, legal_time=proc.legal_time, appointment_at=None,
+                        procedure=proc.code, legal_time=legal_time, appointment_at=None,
                         paused_at=None, received_at=now, now=now,
                         calendars=self.library.calendars, history=list,
                         late_path_after=partial(late_path_after, model),
@@ -370,17 +404,21 @@ class Engine:
                 "regime": regime.code, "appointment_at": progress.appointment_at,
                 "paused_at": progress.paused_at, "info": info, "state": instance.dump(),
             }
-            dossier_id = tx.insert_dossier(values)
             received = Received(
                 procedure=proc.code, channel=int(channel), desk=desk, applicant=applicant,
-                procedure_name=proc.name, legal_time=str(proc.legal_time),
+                procedure_name=proc.name, legal_time=str(legal_time),
                 model=model.spec_hash, resolving_agency=resolver,
                 agencies=dict(proc.agencies), regime=regime.code,
                 boundary_free=proc.boundary_free, components=brought.components,
                 held=brought.held, to_digitize=brought.to_digitize, missing=brought.missing,
-                fee_due=brought.fee_due)
-            self._write_progress(tx, values, dossier_id, 1, progress,
-                                 Entry(now, received, None, actor, desk))
+                fee_due=brought.fee_due, sources=held_from)
+            first = Entry(now, received, None, actor, desk)
+            # The dossier's facts, folded from its first entries, go in with it.
+            values.update(fold((first, *progress.events), now,
+                               self.library.calendars.for_agency(desk)).columns())
+            dossier_id = tx.insert_dossier(values)
+            self._write_progress(tx, values, dossier_id, 1, progress, first,
+                                 values["due_at"])
             if not progress.finished:
                 command.keep(dossier_id, 1, instance)
             return self._snapshot(values, progress.new_tasks, model)
@@ -584,6 +622,153 @@ class Engine:
             values = self._save(command, row, instance, progress, now, started)
             return self._snapshot(values, tx.open_tasks(row.id), model)
 
+    # -- records the indicators count ---------------------------------------------
+    def record_digitization(self, code: str, officer: str,
+                            documents: Mapping[str, str]) -> Dossier:
+        """Record components scanned and signed (số hóa): ``documents`` maps component
+        codes of the procedure to the digitized copies' document codes. A dossier counts
+        as digitized once every component it had to digitize (handed in on paper, marked
+        ``must_digitize``) is. ``officer`` must hold a role in one of its agencies."""
+        return self._record(code, officer, False, lambda r, p, row, now:
+                            records.digitization(r, p, documents))
+
+    def record_reuse(self, code: str, officer: str, sources: Mapping[str, str]) -> Dossier:
+        """Record components taken from the state's databases instead of asking the
+        applicant (tái sử dụng dữ liệu): component code -> the database
+        (``{"giay-khai-sinh": "CSDL-HoTich"}``); each must be marked ``reusable``. Data
+        held at receipt is recorded by :meth:`receive` (``held``)."""
+        return self._record(code, officer, False, lambda r, p, row, now:
+                            records.reuse(r, p, sources))
+
+    def record_payment(self, code: str, amount: int, *, online: bool,
+                       officer: str | None = None, portal: bool = False,
+                       reference: str | None = None) -> Dossier:
+        """Record a fee paid: ``amount`` in whole VND, ``online`` through the payment
+        platform or at the desk, with the payment's ``reference``. Said by an
+        ``officer`` or by the portal (``portal=True``: the payment platform)."""
+        return self._record(code, officer, portal, lambda r, p, row, now:
+                            records.payment(r, amount, online, reference))
+
+    def record_result(self, code: str, officer: str, *, electronic: bool, paper: bool,
+                      documents: Iterable[str] = ()) -> Dossier:
+        """Record how the result was issued: ``electronic`` (to the applicant's e-store
+        on the national portal), on ``paper``, or both, with its documents' codes.
+        :class:`RuleViolation` before the dossier is resolved."""
+        return self._record(code, officer, False, lambda r, p, row, now:
+                            records.result(r, electronic, paper, documents))
+
+    def record_rating(self, code: str, level: str, *, feedback: int | None = None,
+                      comment: str | None = None) -> Dossier:
+        """Record the applicant's satisfaction, as the portal collects it: ``level``
+        ``very_satisfied``, ``satisfied`` or ``dissatisfied``, with the dossier's
+        handling (once it is resolved or has ended; once) or with the answer to their
+        feedback number ``feedback`` (once it is answered; once)."""
+
+        def build(record: records.Record, proc: Procedure | None, row: DossierRow,
+                  now: datetime) -> Any:
+            return records.rating(record, level, feedback, comment)
+
+        return self._record(code, None, True, build)
+
+    def record_feedback(self, code: str, text: str, *, kind: str = "phan_anh") -> Feedback:
+        """Record the applicant's feedback (``kind`` ``phan_anh``) or petition
+        (``kien_nghi``) on a dossier, from the portal; it must be answered within the
+        regime's ``feedback_time`` (10 working days) on the desk's calendar. Returns it,
+        numbered within the dossier."""
+
+        def build(record: records.Record, proc: Procedure | None, row: DossierRow,
+                  now: datetime) -> Any:
+            regime = self._regime(row.regime, proc)
+            due = self.library.calendars.for_agency(row.desk_agency).add(
+                now, regime.feedback_time)
+            return records.new_feedback(record, text, kind, _local(due))
+
+        self._record(code, None, True, build)
+        return self.feedback(code)[-1]
+
+    def answer_feedback(self, code: str, number: int, officer: str, answer: str) -> Feedback:
+        """Record the agency's answer to feedback ``number`` of a dossier (once); it is
+        on time when given by the feedback's due instant."""
+
+        def build(record: records.Record, proc: Procedure | None, row: DossierRow,
+                  now: datetime) -> Any:
+            return records.answer(record, number, answer, now)
+
+        self._record(code, officer, False, build)
+        return self.feedback(code)[number - 1]
+
+    def feedback(self, code: str) -> list[Feedback]:
+        """A dossier's feedback and petitions, by number, with their answers."""
+        found: dict[int, Feedback] = {}
+        for event in self.history(code):
+            payload = event.payload
+            if isinstance(payload, FeedbackReceived):
+                found[payload.number] = Feedback(
+                    event.dossier_code, payload.number, payload.kind_of, payload.text,
+                    event.at, _local(payload.due or event.at))
+            elif isinstance(payload, FeedbackAnswered) and payload.number in found:
+                found[payload.number] = replace(
+                    found[payload.number], answered_at=event.at, answered_by=event.actor,
+                    answer=payload.answer, on_time=payload.on_time)
+            elif isinstance(payload, Rated) and payload.feedback in found:
+                number = int(payload.feedback or 0)
+                found[number] = replace(found[number], rating=payload.level)
+        return [found[n] for n in sorted(found)]
+
+    def _record(self, code: str, officer: str | None, portal: bool,
+                build: Callable[[records.Record, Procedure | None, DossierRow, datetime],
+                                Any]) -> Dossier:
+        """One record command: check who records, let the rules build the event from the
+        dossier's log, append it and fold the dossier's facts again."""
+        code = _dossier_code(code)
+        if not isinstance(portal, bool):
+            raise InvalidInput(f"portal must be True or False, not {inputs.shown(portal)}")
+        if portal == (officer is not None):
+            raise InvalidInput(f"dossier {code}: say who records it: officer='ID' for an "
+                               f"officer, or portal=True for the portal channel")
+        if officer is not None:
+            officer = _officer_id(officer)
+        with self._store.read() as reader:
+            dossier_id = self._dossier_row(reader, code).id
+        now = self._now()
+        with self._command() as command:
+            tx = command.tx
+            clerk = self._officer(tx, officer) if officer is not None else None
+            row = tx.dossier_by_id(dossier_id)               # locks the dossier
+            if row is None:
+                raise DossierNotFound(f"no dossier with code {code}")
+            history = self._history(tx, row.id)
+            proc = self.library.catalog.procedures.get(row.procedure)
+            record = records.read(row.code, row.procedure, row.finished_at is not None,
+                                  history)
+            agencies = [row.desk_agency, row.resolving_agency,
+                        *row.info.get("agencies", {}).values()]
+            agency = records.acting_agency(record, clerk, agencies) \
+                if clerk is not None else None
+            payload = build(record, proc, row, now)
+            entry = Entry(now, payload, None, clerk.id if clerk else PORTAL_ACTOR, agency)
+            tx.append_events(_stored([entry], row.id))
+            facts = fold([*history, entry], row.received_at,
+                         self.library.calendars.for_agency(row.desk_agency))
+            if facts != stored_facts(row):
+                tx.update_facts(row.id, facts.columns())
+            self._feedback_row(tx, row.id, payload, now)
+            return self._snapshot(row.dossier(), tx.open_tasks(row.id),
+                                  self._model(tx, row.spec_id))
+
+    @staticmethod
+    def _feedback_row(tx: Unit, dossier_id: int, payload: Any, now: datetime) -> None:
+        """Keep the feedback table (what the index counts by period) with the log."""
+        if payload.kind is EventKind.FEEDBACK_RECEIVED:
+            tx.insert_feedback({"dossier_id": dossier_id, "number": payload.number,
+                                "kind": payload.kind_of, "received_at": now,
+                                "due_at": payload.due})
+        elif payload.kind is EventKind.FEEDBACK_ANSWERED:
+            tx.update_feedback(dossier_id, payload.number, answered_at=now)
+        elif payload.kind is EventKind.RATED and payload.feedback is not None:
+            tx.update_feedback(dossier_id, payload.feedback,
+                               rating=RATING_LEVELS[payload.level])
+
     def _deliver(self, code: str, name: str, *, officer: str | None, portal: bool,
                  data: Mapping[str, Any] | None) -> Dossier:
         code = _dossier_code(code)
@@ -727,7 +912,7 @@ class Engine:
                     slots=row.info.get("agencies", {}), status=DossierStatus(row.status),
                     regime=self._regime(row.regime, proc),
                     procedure=row.procedure,
-                    legal_time=proc.legal_time if proc is not None else None,
+                    legal_time=proc.legal_time_for(row.channel) if proc is not None else None,
                     appointment_at=_local_or_none(row.appointment_at),
                     paused_at=_local_or_none(row.paused_at),
                     received_at=_local(row.received_at), now=now,
@@ -785,7 +970,13 @@ class Engine:
         finished_at = now if progress.finished else None
         version = tx.update_dossier(row.id, row.version, int(progress.status), state,
                                     finished_at, progress.appointment_at, progress.paused_at)
-        self._write_progress(tx, row, row.id, version, progress, first)
+        before = stored_facts(row)
+        after = Fold(before, row.received_at,
+                     self.library.calendars.for_agency(row.desk_agency),
+                     row.paused_at).read((first, *progress.events))
+        if after != before:
+            tx.update_facts(row.id, after.columns())
+        self._write_progress(tx, row, row.id, version, progress, first, after.due_at)
         if not progress.finished:
             # A finished dossier's workflow never runs again: it is not cached.
             command.keep(row.id, version, instance)
@@ -795,7 +986,8 @@ class Engine:
 
     @staticmethod
     def _write_progress(tx: Unit, row: DossierRow | Mapping[str, Any], dossier_id: int,
-                        version: int, progress: Progress, first: Entry) -> None:
+                        version: int, progress: Progress, first: Entry,
+                        due_at: datetime | None) -> None:
         """Append a command's events, tasks, timers and portal messages."""
         entries = (first, *progress.events)
         tx.append_events(_stored(entries, dossier_id))
@@ -804,7 +996,7 @@ class Engine:
         told = notices(code=code, procedure=str(facts["procedure"]),
                        channel=int(facts["channel"]), received_at=_local(facts["received_at"]),
                        entries=entries, appointment_at=progress.appointment_at,
-                       status=int(progress.status))
+                       status=int(progress.status), due_at=_local_or_none(due_at))
         if told:
             tx.append_outbox([{"dossier_id": dossier_id, "key": f"{code}:{version}:{n}",
                                "kind": notice.kind, "status": notice.status, "at": notice.at,
@@ -825,6 +1017,88 @@ class Engine:
             row = self._dossier_row(tx, code)
             return self._snapshot(row.dossier(), tx.open_tasks(row.id),
                                   self._model(tx, row.spec_id))
+
+    def dossiers(self, *, status: DossierStatus | int | Iterable[DossierStatus | int] = (),
+                 agency: str | None = None, procedure: str | None = None,
+                 channel: Channel | int | None = None, since: datetime | None = None,
+                 until: datetime | None = None, applicant_id: str | None = None,
+                 after: int = 0, limit: int = 50,
+                 newest_first: bool = False) -> list[DossierSummary]:
+        """List and search dossiers, a page at a time: of any of the statuses
+        ``status``, received or resolved by ``agency`` (desk or resolving agency), of a
+        ``procedure`` or ``channel``, received at or after ``since`` and before
+        ``until``, of the applicant whose identity number (``applicant["id_number"]``
+        at receipt; spaces and dots ignored) is ``applicant_id``. In receipt order (or
+        ``newest_first``); at most ``limit`` (1 to 1000); pass the last ``id`` seen as
+        ``after`` for the next page. Filters are refused here, before any read."""
+        statuses = self._statuses(status)
+        if channel is not None:
+            try:
+                channel = Channel(channel)
+            except (ValueError, TypeError):
+                raise InvalidInput(f"channel {inputs.shown(channel)} must be 1 (in person), "
+                                   f"2 (online) or 3 (postal)") from None
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None
+                                      or value.utcoffset() is None):
+                raise InvalidInput(f"{name} must be a timezone-aware datetime, not "
+                                   f"{inputs.shown(value)}")
+        if agency is not None:
+            agency = inputs.identifier("agency", agency)
+        if procedure is not None:
+            procedure = inputs.identifier("procedure", procedure)
+        wanted_id = None
+        if applicant_id is not None:
+            wanted_id = identity_number({"id_number": applicant_id}) \
+                if isinstance(applicant_id, str) else None
+            if wanted_id is None:
+                raise InvalidInput(f"applicant_id must be an identity number (text), not "
+                                   f"{inputs.shown(applicant_id)}")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < 2**63:
+            raise InvalidInput(f"after must be a dossier id (a whole number >= 0), not "
+                               f"{inputs.shown(after)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be a whole number from 1 to 1000, not "
+                               f"{inputs.shown(limit)}")
+        if not isinstance(newest_first, bool):
+            raise InvalidInput(f"newest_first must be True or False, not "
+                               f"{inputs.shown(newest_first)}")
+        query = DossierQuery(after=after, limit=limit, statuses=statuses, agency=agency,
+                             procedure=procedure,
+                             channel=int(channel) if channel is not None else None,
+                             since=since, until=until, applicant_id=wanted_id,
+                             newest_first=newest_first)
+        with self._store.read() as reader:
+            rows = reader.search(query)
+        return [self._summary(row) for row in rows]
+
+    @staticmethod
+    def _statuses(status: Any) -> tuple[int, ...]:
+        given = [status] if isinstance(status, (int, DossierStatus)) else status
+        found: list[int] = []
+        try:
+            for each in given:
+                found.append(int(DossierStatus(each)))
+        except (ValueError, TypeError):
+            raise InvalidInput(f"status must be dossier status codes (1 to 10), not "
+                               f"{inputs.shown(status)}") from None
+        return tuple(found)
+
+    def _summary(self, row: DossierRow) -> DossierSummary:
+        proc = self.library.catalog.procedures.get(row.procedure)
+        applicant = row.info.get("applicant", {})
+        name = applicant.get("name") if isinstance(applicant, dict) else None
+        return DossierSummary(
+            id=row.id, code=row.code, procedure=row.procedure,
+            procedure_name=proc.name if proc else row.procedure,
+            status=DossierStatus(row.status), channel=Channel(row.channel),
+            desk_agency=row.desk_agency, resolving_agency=row.resolving_agency,
+            received_at=_local(row.received_at),
+            applicant_name=name if isinstance(name, str) else None,
+            applicant_id=row.applicant_id, due_at=_local_or_none(row.due_at),
+            appointment_at=_local_or_none(row.appointment_at),
+            resolved_at=_local_or_none(row.resolved_at),
+            finished_at=_local_or_none(row.finished_at))
 
     def history(self, code: str) -> list[Event]:
         """Every event of a dossier, oldest first."""
@@ -1122,6 +1396,8 @@ class Engine:
 
 #: Due timers read per query in a sweep.
 _TIMER_BATCH = 500
+#: Dossiers whose facts are folded again per transaction when an engine opens.
+_FACTS_BATCH = 500
 
 
 class _TimerFailed(Exception):

@@ -17,6 +17,9 @@ Schema versions:
 2. ``received`` holds everything a form or report needs (:class:`Received`). The store's
    migration fills in what the dossier row knew for entries written under 1; what was not
    kept then (components to digitize, missing, fee due) reads as None.
+3. The records the service-quality indicators count: ``digitized``, ``data_reused``,
+   ``paid``, ``result_issued``, ``rated``, ``feedback_received``, ``feedback_answered``;
+   ``received`` says where held data came from (``sources``; ``{}`` under 2).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from enum import Enum
 from typing import Any, ClassVar, Mapping, Union
 
 #: The schema version of the payloads this release writes.
-EVENT_SCHEMA = 2
+EVENT_SCHEMA = 3
 
 
 class EventKind(str, Enum):
@@ -52,11 +55,24 @@ class EventKind(str, Enum):
     APPOINTMENT_SET = "appointment_set"
     STATUS_CHANGED = "status_changed"
     FINISHED = "finished"
+    #: Components scanned and signed (số hóa), with their document codes.
+    DIGITIZED = "digitized"
+    #: Components taken from the state's databases instead of the applicant.
+    DATA_REUSED = "data_reused"
+    #: A fee or charge was paid, online or at the desk.
+    PAID = "paid"
+    #: The result was issued, electronically, on paper or both.
+    RESULT_ISSUED = "result_issued"
+    #: The applicant rated their satisfaction (with the dossier or with a feedback answer).
+    RATED = "rated"
+    #: The applicant sent feedback or a petition (phản ánh, kiến nghị) about the dossier.
+    FEEDBACK_RECEIVED = "feedback_received"
+    FEEDBACK_ANSWERED = "feedback_answered"
 
 
-def _key(name: str) -> Any:
+def _key(name: str, default: Any = None) -> Any:
     """A payload field stored under another JSON key (``from`` is a Python keyword)."""
-    return field(metadata={"key": name})
+    return field(default=default, metadata={"key": name})
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,10 @@ class Received(_Payload):
 
     ``components`` are the codes handed in and then those ``held`` (re-used from the
     state's databases); ``to_digitize`` the handed-in ones to scan; ``missing`` the
-    required ones neither handed in nor held; ``fee_due`` in VND. ``agencies`` maps the
+    required ones neither handed in nor held; ``fee_due`` in VND; ``sources`` says where
+    held data came from (component -> database), when told. ``agencies`` maps the
     procedure's slots to agencies. The procedure's version is its catalogue name and
-    legal time and the process model's hash (``model``)."""
+    legal time (the dossier's channel's) and the process model's hash (``model``)."""
 
     kind: ClassVar[EventKind] = EventKind.RECEIVED
     omit_none: ClassVar[bool] = False
@@ -96,6 +113,7 @@ class Received(_Payload):
     to_digitize: tuple[str, ...] | None = None
     missing: tuple[str, ...] | None = None
     fee_due: int | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,15 +268,91 @@ class Finished(_Payload):
     status: int | None = None
 
 
+@dataclass(frozen=True)
+class Digitized(_Payload):
+    """Components were scanned and signed (số hóa): component code -> document code."""
+
+    kind: ClassVar[EventKind] = EventKind.DIGITIZED
+    documents: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataReused(_Payload):
+    """Components were taken from the state's databases (tái sử dụng dữ liệu): component
+    code -> the database they came from."""
+
+    kind: ClassVar[EventKind] = EventKind.DATA_REUSED
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Paid(_Payload):
+    """A fee was paid: ``amount`` in VND, ``online`` (the payment platform) or at the
+    desk, with the payment's ``reference`` when there is one."""
+
+    kind: ClassVar[EventKind] = EventKind.PAID
+    omit_none: ClassVar[bool] = False
+    amount: int = 0
+    online: bool = False
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultIssued(_Payload):
+    """The result was issued: ``electronic`` (to the applicant's e-store), ``paper``, or
+    both, with its documents' codes."""
+
+    kind: ClassVar[EventKind] = EventKind.RESULT_ISSUED
+    electronic: bool = False
+    paper: bool = False
+    documents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rated(_Payload):
+    """The applicant's satisfaction (``level``: very_satisfied, satisfied, dissatisfied)
+    with the dossier's handling, or with the answer to feedback ``feedback``."""
+
+    kind: ClassVar[EventKind] = EventKind.RATED
+    level: str = ""
+    feedback: int | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackReceived(_Payload):
+    """Feedback number ``number`` of the dossier (``kind_of``: phan_anh or kien_nghi),
+    to be answered by ``due`` (the regime's feedback time, in working time)."""
+
+    kind: ClassVar[EventKind] = EventKind.FEEDBACK_RECEIVED
+    number: int = 0
+    kind_of: str = _key("type", "phan_anh")
+    text: str = ""
+    due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackAnswered(_Payload):
+    """Feedback ``number`` was answered; ``on_time`` by its due instant."""
+
+    kind: ClassVar[EventKind] = EventKind.FEEDBACK_ANSWERED
+    number: int = 0
+    answer: str = ""
+    due: datetime | None = None
+    on_time: bool = True
+
+
 #: Any event's payload.
 Payload = Union[Received, TaskReady, Claimed, Released, Reassigned, Completed, HandedOver,
                 TimerFired, MessageReceived, TaskCancelled, DelayAssessed, ApologyRequested,
-                SupplementRequested, AppointmentSet, StatusChanged, Finished]
+                SupplementRequested, AppointmentSet, StatusChanged, Finished, Digitized,
+                DataReused, Paid, ResultIssued, Rated, FeedbackReceived, FeedbackAnswered]
 
 PAYLOADS: Mapping[EventKind, type[_Payload]] = {cls.kind: cls for cls in (
     Received, TaskReady, Claimed, Released, Reassigned, Completed, HandedOver, TimerFired,
     MessageReceived, TaskCancelled, DelayAssessed, ApologyRequested, SupplementRequested,
-    AppointmentSet, StatusChanged, Finished)}
+    AppointmentSet, StatusChanged, Finished, Digitized, DataReused, Paid, ResultIssued,
+    Rated, FeedbackReceived, FeedbackAnswered)}
 
 
 def _json_value(value: Any) -> Any:
@@ -325,7 +419,7 @@ def encode(payload: _Payload) -> dict[str, Any] | None:
 
 
 _INSTANTS = {"due", "new_appointment", "appointment", "timer_due", "previous", "latest"}
-_CODES = {"components", "held", "to_digitize", "missing"}
+_CODES = {"components", "held", "to_digitize", "missing", "documents"}
 
 
 def decode(kind: EventKind | str, detail: Mapping[str, Any] | None) -> Payload:
@@ -362,6 +456,9 @@ def upcast(kind: str, detail: Mapping[str, Any] | None, version: int,
         for name in ("procedure_name", "legal_time", "model", "resolving_agency", "regime",
                      "to_digitize", "missing", "fee_due"):
             found.setdefault(name, None)
+    if version < 3 and kind == EventKind.RECEIVED.value:
+        found = dict(found or {})
+        found.setdefault("sources", {})
     return found
 
 

@@ -13,8 +13,9 @@ from typing import Any, Iterable, Mapping
 from .errors import InvalidInput
 from .events import Event, EventKind
 
-__all__ = ["Channel", "Dossier", "DossierStatus", "Event", "EventKind", "FiredTimer",
-           "FormField", "Officer", "OutboxMessage", "Task", "TaskState"]
+__all__ = ["Channel", "Dossier", "DossierStatus", "DossierSummary", "Event", "EventKind",
+           "Feedback", "FiredTimer", "FormField", "Officer", "OutboxMessage", "Task",
+           "TaskState"]
 
 
 class Channel(IntEnum):
@@ -198,6 +199,51 @@ class OutboxMessage:
     at: datetime
     payload: Mapping[str, Any]
     id: int = 0
+
+
+@dataclass(frozen=True)
+class DossierSummary:
+    """A dossier as lists show it (:meth:`~onestop.Engine.dossiers`): no open steps.
+
+    ``due_at`` is the legal due instant (moved only by supplement pauses);
+    ``appointment_at`` the appointment the applicant holds (a new one after an
+    apology); ``resolved_at`` when it was resolved. ``id`` orders dossiers by receipt:
+    pass the last one seen as ``after=`` to read the next page."""
+
+    id: int
+    code: str
+    procedure: str
+    procedure_name: str
+    status: DossierStatus
+    channel: Channel
+    desk_agency: str
+    resolving_agency: str
+    received_at: datetime
+    applicant_name: str | None
+    applicant_id: str | None
+    due_at: datetime | None
+    appointment_at: datetime | None
+    resolved_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """An applicant's feedback or petition on a dossier (phản ánh, kiến nghị), numbered
+    within the dossier, with its deadline and, once given, the answer and the
+    applicant's rating of it."""
+
+    dossier_code: str
+    number: int
+    kind: str
+    text: str
+    received_at: datetime
+    due_at: datetime
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+    answer: str | None = None
+    on_time: bool | None = None
+    rating: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from .errors import CatalogError, InvalidInput
 SUPPLEMENT_CLOCKS = ("pause", "restart")
 #: Regime fields a catalogue entry may override per procedure (``regime_overrides``).
 OVERRIDABLE_FIELDS = ("transfer_cutoff", "supplement_clock", "max_reappointments",
-                      "apology_lead", "apology_role")
+                      "apology_lead", "apology_role", "feedback_time")
 #: Who gives the explanation when a dossier will be late, unless a regime says otherwise:
 #: the head of the responsible agency.
 DEFAULT_APOLOGY_ROLE = "leader"
@@ -50,6 +50,8 @@ class Regime:
     apology_lead_short: tuple[tuple[Duration, Duration], ...] = ()
     #: The role that explains a delay in the responsible agency (its head).
     apology_role: str = DEFAULT_APOLOGY_ROLE
+    #: How long an agency has to answer an applicant's feedback or petition.
+    feedback_time: Duration = field(default_factory=lambda: Duration.parse("10wd"))
 
     def covers(self, day: date) -> bool:
         """Whether dossiers received on ``day`` fall under this regime."""
@@ -117,7 +119,7 @@ def _regime(raw: Any, index: int, name: str) -> Regime:
     entry = raw["code"]
     allowed = {"code", "name", "received_from", "received_until", "transfer_cutoff",
                "supplement_clock", "max_reappointments", "apology_lead", "apology_lead_short",
-               "apology_role", "forms", "verify"}
+               "apology_role", "feedback_time", "forms", "verify"}
     for key in raw:
         if key not in allowed:
             raise CatalogError(f"unknown key {key!r}", file=name, entry=entry, field=key)
@@ -178,7 +180,7 @@ def _short_leads(value: Any, name: str, entry: str) -> tuple[tuple[Duration, Dur
 
 _RULE_DEFAULTS = {"transfer_cutoff": "15:00", "supplement_clock": "pause",
                   "max_reappointments": 1, "apology_lead": "1wd",
-                  "apology_role": DEFAULT_APOLOGY_ROLE}
+                  "apology_role": DEFAULT_APOLOGY_ROLE, "feedback_time": "10wd"}
 
 
 def parse_regime_field(key: str, value: Any) -> Any:
@@ -187,7 +189,8 @@ def parse_regime_field(key: str, value: Any) -> Any:
     :class:`~datetime.time`, ``supplement_clock`` "pause" or "restart",
     ``max_reappointments`` a whole number >= 0, ``apology_lead`` a duration in working
     days, working hours or calendar days such as "1wd" as a
-    :class:`~onestop.duration.Duration`, ``apology_role`` a role name such as "leader".
+    :class:`~onestop.duration.Duration` (``feedback_time`` likewise, such as "10wd"),
+    ``apology_role`` a role name such as "leader".
     ValueError saying what is wrong otherwise (the caller adds file, entry and field)."""
     if key == "transfer_cutoff":
         if not isinstance(value, str) or not _HH_MM.fullmatch(value):
@@ -203,7 +206,7 @@ def parse_regime_field(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not whole or value < 0:
             raise ValueError(f"must be a whole number >= 0; got {value!r}")
         return int(value)
-    if key == "apology_lead":
+    if key in ("apology_lead", "feedback_time"):
         lead = Duration.parse(value)
         if lead.unit is Unit.SAME_DAY:
             raise ValueError("must be a duration such as '1wd' or '2wh', not 'same_day'")

@@ -16,13 +16,20 @@ from onestop.events import (
     ApologyRequested,
     Claimed,
     Completed,
+    DataReused,
     DelayAssessed,
+    Digitized,
+    FeedbackAnswered,
+    FeedbackReceived,
     Finished,
     HandedOver,
     MessageReceived,
+    Paid,
+    Rated,
     Reassigned,
     Received,
     Released,
+    ResultIssued,
     StatusChanged,
     SupplementRequested,
     TaskCancelled,
@@ -78,6 +85,13 @@ def test_the_receipt_alone_tells_who_applied_for_what_where_and_at_what_fee(engi
     AppointmentSet(AT, AT - timedelta(days=1), "apology", "Chậm", "AN-BINH-KT", "01/XL",
                    AT - timedelta(days=2), True, False),
     StatusChanged(1, 2, AT), StatusChanged(2, 4, None), Finished(10),
+    Received("2.000488", 1, "TINH-TTPVHCC", held=("cccd",), sources={"cccd": "CSDLQG-DC"}),
+    Digitized({"to-khai": "H12.01-TK-000001"}), DataReused({"cccd": "CSDLQG-DC"}),
+    Paid(100_000, True, "PAYGOV-1"), Paid(2_000, False, None),
+    ResultIssued(True, False, ("GCN-1",)), ResultIssued(False, True),
+    Rated("very_satisfied"), Rated("dissatisfied", 2, "Chậm trả lời"),
+    FeedbackReceived(1, "kien_nghi", "Đề nghị giảm giấy tờ", AT),
+    FeedbackAnswered(1, "Đã tiếp thu", AT, False),
 ], ids=lambda p: type(p).__name__)
 def test_every_payload_reads_back_as_written(payload):
     assert decode(payload.kind, encode(payload)) == payload
@@ -99,6 +113,13 @@ def test_a_receipt_written_under_schema_1_reads_with_what_was_not_kept_as_unknow
     assert upcast("task_ready", {"due": AT.isoformat()}, 1) == {"due": AT.isoformat()}
     with pytest.raises(ValueError, match="newer"):
         upcast("received", old, EVENT_SCHEMA + 1)
+
+
+def test_a_receipt_written_under_schema_2_reads_with_no_sources():
+    old = {"procedure": "2.000488", "channel": 1, "desk": "TINH-TTPVHCC",
+           "held": ["giay-to-tuy-than"]}
+    payload = decode("received", upcast("received", old, 2))
+    assert payload.held == ("giay-to-tuy-than",) and payload.sources == {}
 
 
 def test_the_stream_reads_every_dossiers_events_in_order_a_page_at_a_time(engine, clock):

@@ -69,6 +69,8 @@ def test_a_receipt_and_each_status_change_leave_one_message_in_order(make_engine
         statuses(engine, code)
     assert [m.status for m in progress][-1] is DossierStatus.RESULT_RETURNED
     assert progress[-1].at == at(2025, 7, 7, 8, 30)
+    assert progress[0].payload["due_at"] == progress[0].payload["appointment_at"] == \
+        engine.sla(code).due_at.isoformat()
     assert [m.id for m in messages] == sorted(m.id for m in messages)
     assert len({m.key for m in messages}) == len(messages)
     assert all(m.payload["dossier"] == code for m in messages)
@@ -92,6 +94,8 @@ def test_an_apology_letter_tells_the_portal_the_new_appointment(make_engine, dat
     assert message.kind == "progress"
     assert message.status is engine.dossier(code).status
     assert message.payload["appointment_at"] == at(2025, 7, 14, 17, 0).isoformat()
+    # The legal due instant stays: the dossier still counts as late.
+    assert message.payload["due_at"] == at(2025, 7, 10, 8, 0).isoformat()
     change = message.payload["appointment_change"]
     assert change["reason"] == "apology"
     assert change["previous"] == at(2025, 7, 10, 8, 0).isoformat()

@@ -27,6 +27,7 @@ from onestop import VIETNAM_TZ, DossierStatus, EventKind, ManualClock, StoreErro
 from onestop.cli import main
 from onestop.store.migrate import HEAD, VERSION_TABLE
 
+from .test_records import assert_facts_follow_the_log
 from .conftest import POSTGRES_URL, STAFF, _reset_postgres, drive, with_staff
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,6 +169,12 @@ def test_a_database_of_the_previous_release_upgrades_and_every_dossier_runs_to_i
     assert received.detail["applicant"] == {"name": "Phạm Thị Trễ"}
     assert received.detail["resolving_agency"] == "AN-BINH-KT"
     assert received.detail["procedure"] == "2.000575" and received.detail["regime"]
+
+    # The facts reports count were folded from each old dossier's log when it opened.
+    assert_facts_follow_the_log(engine)
+    finished = next(d for d in engine.dossiers() if d.code == codes["finished"])
+    assert finished.resolved_at is not None
+    assert finished.due_at == engine.sla(codes["finished"]).due_at is not None
 
     # The claimed task is still its holder's.
     claimed = engine.dossier(codes["claimed"]).open_tasks[0]

@@ -34,12 +34,13 @@ class Notice:
 
 def notices(*, code: str, procedure: str, channel: int, received_at: datetime,
             entries: Iterable[Any], appointment_at: datetime | None,
-            status: int) -> list[Notice]:
+            status: int, due_at: datetime | None = None) -> list[Notice]:
     """The portal messages a command's log ``entries`` call for (``code`` ... are the
-    dossier's, ``appointment_at`` and ``status`` as the command leaves them)."""
+    dossier's; ``appointment_at``, the legal ``due_at`` and ``status`` as the command
+    leaves them)."""
     found: list[Notice] = []
     base = {"dossier": code, "procedure": procedure, "channel": channel,
-            "received_at": received_at.isoformat()}
+            "received_at": received_at.isoformat(), "due_at": _iso(due_at)}
     entries = list(entries)
     status_changed = any(isinstance(e.payload, StatusChanged) for e in entries)
     supplement = next((e.payload for e in entries

@@ -11,6 +11,7 @@ from ..errors import InvalidInput
 from .memory import SCHEME as MEMORY_SCHEME
 from .memory import MemoryStore
 from .rows import (
+    DossierQuery,
     DossierRow,
     EventQuery,
     EventRow,
@@ -24,9 +25,9 @@ from .rows import (
 )
 from .sql import SqlStore, checked_database, normalise_url
 
-__all__ = ["DossierRow", "EventQuery", "EventRow", "MemoryStore", "OpenTaskRow", "OutboxRow",
-           "SpecRow", "SqlStore", "Store", "TaskRow", "TimerRow", "Unit", "normalise_url",
-           "open_store", "schema_revision", "upgrade_schema"]
+__all__ = ["DossierQuery", "DossierRow", "EventQuery", "EventRow", "MemoryStore",
+           "OpenTaskRow", "OutboxRow", "SpecRow", "SqlStore", "Store", "TaskRow", "TimerRow",
+           "Unit", "normalise_url", "open_store", "schema_revision", "upgrade_schema"]
 
 
 def open_store(database: str | os.PathLike[str] | Store, *, durability: str = "full",

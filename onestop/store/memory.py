@@ -25,9 +25,13 @@ from ..errors import ConcurrentUpdate, StoreError
 from ..model import Officer
 from .rows import (
     DOSSIER_COLUMNS,
+    DOSSIER_INSTANTS,
+    FACT_COLUMNS,
+    DossierQuery,
     DossierRow,
     EventQuery,
     EventRow,
+    FeedbackRow,
     OpenTaskRow,
     OutboxRow,
     SpecRow,
@@ -83,6 +87,7 @@ class _Data:
         self.outbox: list[dict[str, Any]] = []
         self.outbox_keys: dict[str, int] = {}
         self.events_of: dict[int, list[int]] = {}
+        self.feedback: dict[tuple[int, int], dict[str, Any]] = {}
         self.next_dossier = itertools.count(1)
 
 
@@ -283,6 +288,41 @@ class MemoryUnit:
                 break
         return found
 
+    def search(self, query: DossierQuery) -> list[DossierRow]:
+        ids = sorted(self._d.dossiers, reverse=query.newest_first)
+        since, until = micros(query.since), micros(query.until)
+        statuses = set(query.statuses)
+        found: list[DossierRow] = []
+        for dossier_id in ids:
+            passed = (query.after and dossier_id >= query.after) if query.newest_first \
+                else dossier_id <= query.after
+            if passed:
+                continue
+            row = self._d.dossiers[dossier_id]
+            received = _micros(row["received_at"])
+            if (statuses and row["status"] not in statuses) \
+                    or (query.agency is not None
+                        and query.agency not in (row["desk_agency"], row["resolving_agency"])) \
+                    or (query.procedure is not None and row["procedure"] != query.procedure) \
+                    or (query.channel is not None and row["channel"] != query.channel) \
+                    or (since is not None and received < since) \
+                    or (until is not None and received >= until) \
+                    or (query.applicant_id is not None
+                        and row["applicant_id"] != query.applicant_id):
+                continue
+            found.append(DossierRow(dict(row, info=_copy(row["info"]), state=None)))
+            if len(found) >= query.limit:
+                break
+        return found
+
+    def stale_facts(self, version: int, after: int, limit: int) -> list[int]:
+        return [i for i in sorted(self._d.dossiers)
+                if i > after and self._d.dossiers[i]["facts_version"] < version][:limit]
+
+    def feedback(self, dossier_id: int) -> list[FeedbackRow]:
+        return [FeedbackRow(**row) for (owner, _n), row in sorted(self._d.feedback.items())
+                if owner == dossier_id]
+
     def next_timer_due(self) -> datetime | None:
         if not self._d.due:
             return None
@@ -336,7 +376,7 @@ class MemoryUnit:
         dossier_id = next(self._d.next_dossier)
         row = {name: values.get(name) for name in DOSSIER_COLUMNS}
         row.update(id=dossier_id, version=1, info=_copy(values["info"]))
-        for name in ("received_at", "finished_at", "appointment_at", "paused_at"):
+        for name in DOSSIER_INSTANTS:
             row[name] = _utc(row[name])
         code = str(row["code"])
         self._d.dossiers[dossier_id] = row
@@ -360,6 +400,37 @@ class MemoryUnit:
                    version=version + 1)
         self._undo.append(lambda: row.update(previous))
         return version + 1
+
+    def update_facts(self, dossier_id: int, facts: Mapping[str, Any]) -> None:
+        row = self._d.dossiers[dossier_id]
+        previous = {name: row[name] for name in FACT_COLUMNS}
+        row.update({name: _utc(facts[name]) if name in DOSSIER_INSTANTS else facts[name]
+                    for name in FACT_COLUMNS})
+        self._undo.append(lambda: row.update(previous))
+
+    def insert_feedback(self, values: Mapping[str, Any]) -> None:
+        key = (values["dossier_id"], values["number"])
+        if key in self._d.feedback:
+            raise StoreError(f"feedback {values['number']} of dossier {values['dossier_id']} "
+                             f"is already stored")
+        self._d.feedback[key] = {
+            "dossier_id": values["dossier_id"], "number": values["number"],
+            "kind": values["kind"], "received_at": _utc(values["received_at"]),
+            "due_at": _utc(values["due_at"]), "answered_at": None, "rating": None}
+        self._undo.append(partial(self._d.feedback.pop, key))
+
+    def update_feedback(self, dossier_id: int, number: int, *,
+                        answered_at: datetime | None = None,
+                        rating: int | None = None) -> None:
+        row = self._d.feedback.get((dossier_id, number))
+        if row is None:
+            return
+        previous = dict(row)
+        if answered_at is not None:
+            row["answered_at"] = _utc(answered_at)
+        if rating is not None:
+            row["rating"] = rating
+        self._undo.append(lambda: row.update(previous))
 
     def _pop_task(self, task_id: str) -> dict[str, Any] | None:
         task = self._d.tasks.pop(task_id, None)

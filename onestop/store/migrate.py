@@ -28,7 +28,7 @@ from . import schema
 VERSION_TABLE = "onestop_alembic_version"
 #: The revisions this release knows, oldest first; the newest, and the one a database
 #: written before revisions existed (onestop 0.1) is at.
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 HEAD, BASELINE = REVISIONS[-1], REVISIONS[0]
 _LOCK_KEY = 0x6F6E6573746F70          # "onestop": PostgreSQL's advisory lock for the schema
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"

@@ -13,7 +13,14 @@ from ..model import Officer
 #: A dossier's columns, in the order the SQL store selects them.
 DOSSIER_COLUMNS = ("id", "code", "procedure", "spec_id", "status", "channel", "desk_agency",
                    "resolving_agency", "received_at", "received_by", "finished_at", "regime",
-                   "appointment_at", "paused_at", "version", "info", "state")
+                   "appointment_at", "paused_at", "version", "info", "state",
+                   "applicant_id", "due_at", "resolved_at", "mark", "worked", "pause_work",
+                   "apology", "flags", "rating", "facts_version")
+#: Of those, the facts reports count (onestop.rules.facts), written by ``update_facts``.
+FACT_COLUMNS = DOSSIER_COLUMNS[DOSSIER_COLUMNS.index("applicant_id"):]
+#: Instants among the dossier's columns.
+DOSSIER_INSTANTS = ("received_at", "finished_at", "appointment_at", "paused_at", "due_at",
+                    "resolved_at")
 
 
 class DossierRow:
@@ -37,6 +44,16 @@ class DossierRow:
     version: int
     info: dict[str, Any]
     state: bytes | None
+    applicant_id: str | None
+    due_at: datetime | None
+    resolved_at: datetime | None
+    mark: int | None
+    worked: int | None
+    pause_work: int
+    apology: int
+    flags: int
+    rating: int | None
+    facts_version: int
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         for name in DOSSIER_COLUMNS:
@@ -126,6 +143,39 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class FeedbackRow:
+    """An applicant's feedback on a dossier (``answered_at`` None: not answered yet)."""
+
+    dossier_id: int
+    number: int
+    kind: str
+    received_at: datetime
+    due_at: datetime
+    answered_at: datetime | None
+    rating: int | None
+
+
+@dataclass(frozen=True)
+class DossierQuery:
+    """Which dossiers to list, by row id: after the id ``after``, at most ``limit``; of
+    any of the ``statuses`` (all when empty), received or resolved by ``agency`` (desk
+    or resolving agency), of a ``procedure`` or ``channel``, received at or after
+    ``since`` and before ``until``, of the applicant with identity number
+    ``applicant_id``; ``newest_first`` reads the ids downwards (``after``: below it)."""
+
+    after: int = 0
+    limit: int = 50
+    statuses: tuple[int, ...] = ()
+    agency: str | None = None
+    procedure: str | None = None
+    channel: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    applicant_id: str | None = None
+    newest_first: bool = False
+
+
+@dataclass(frozen=True)
 class SpecRow:
     """A stored model: its hash, canonical body and state dictionary."""
 
@@ -212,6 +262,19 @@ class Unit(Protocol):
         """Up to ``limit`` messages not sent yet, by id, after the message id ``after``."""
         ...
 
+    def search(self, query: DossierQuery) -> list[DossierRow]:
+        """Dossiers as ``query`` asks (their ``state`` left out: None)."""
+        ...
+
+    def stale_facts(self, version: int, after: int, limit: int) -> list[int]:
+        """Up to ``limit`` ids above ``after`` of dossiers whose facts were folded by a
+        version older than ``version``, by id."""
+        ...
+
+    def feedback(self, dossier_id: int) -> list[FeedbackRow]:
+        """A dossier's feedback, by number."""
+        ...
+
     # -- writes ------------------------------------------------------------------------
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
                     dictionary: bytes, at: datetime) -> int:
@@ -236,6 +299,22 @@ class Unit(Protocol):
                        paused_at: datetime | None) -> int:
         """Store what a command changed of a dossier read at ``version``; the new
         version. :class:`~onestop.errors.ConcurrentUpdate` when it changed meanwhile."""
+        ...
+
+    def update_facts(self, dossier_id: int, facts: Mapping[str, Any]) -> None:
+        """Store a dossier's facts (every one of ``FACT_COLUMNS``)."""
+        ...
+
+    def insert_feedback(self, values: Mapping[str, Any]) -> None:
+        """Store an applicant's feedback (``dossier_id``, ``number``, ``kind``,
+        ``received_at``, ``due_at``)."""
+        ...
+
+    def update_feedback(self, dossier_id: int, number: int, *,
+                        answered_at: datetime | None = None,
+                        rating: int | None = None) -> None:
+        """Record the answer to a feedback, or the applicant's rating of it (what is
+        given)."""
         ...
 
     def take_task(self, task_id: str, officer_id: str) -> bool:

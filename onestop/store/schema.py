@@ -140,8 +140,23 @@ dossiers = Table(
     Column("version", Integer, nullable=False),
     Column("info", JsonText, nullable=False),
     Column("state", LargeBinary, nullable=True),
+    # What reports count, folded from the dossier's event log by the command that writes
+    # the events (onestop.rules.facts): reports are aggregates over these columns.
+    Column("applicant_id", String(40), nullable=True),
+    Column("due_at", Instant, nullable=True),
+    Column("resolved_at", Instant, nullable=True),
+    Column("mark", SmallInteger, nullable=True),
+    Column("worked", Integer, nullable=True),
+    Column("pause_work", Integer, nullable=False, server_default="0"),
+    Column("apology", SmallInteger, nullable=False, server_default="0"),
+    Column("flags", SmallInteger, nullable=False, server_default="0"),
+    Column("rating", SmallInteger, nullable=True),
+    # The version of the fold that wrote them (0: not yet; refolded when the engine opens).
+    Column("facts_version", SmallInteger, nullable=False, server_default="0"),
     UniqueConstraint("code", name="uq_onestop_dossiers_code"),
 )
+Index("ix_onestop_dossiers_applicant", dossiers.c.applicant_id)
+Index("ix_onestop_dossiers_received", dossiers.c.received_at)
 
 # Open tasks only: the runtime work queue behind officers' inboxes. A task's row is
 # deleted when it completes or is cancelled; its history is in the event log.
@@ -207,3 +222,18 @@ outbox = Table(
 Index("ix_onestop_outbox_pending", outbox.c.id, sqlite_where=outbox.c.sent_at.is_(None),
       postgresql_where=outbox.c.sent_at.is_(None))
 Index("ix_onestop_events_at", events.c.at)
+
+# Applicants' feedback and petitions (phản ánh, kiến nghị) on a dossier, numbered within
+# it: when each came, its due instant, when it was answered and how the applicant rated
+# the answer. The events say the same; this table lets the index count them by period.
+feedback = Table(
+    "onestop_feedback", metadata,
+    Column("dossier_id", _ID, ForeignKey("onestop_dossiers.id"), primary_key=True),
+    Column("number", SmallInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(20), nullable=False),
+    Column("received_at", Instant, nullable=False),
+    Column("due_at", Instant, nullable=False),
+    Column("answered_at", Instant, nullable=True),
+    Column("rating", SmallInteger, nullable=True),
+)
+Index("ix_onestop_feedback_received", feedback.c.received_at)

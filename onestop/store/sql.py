@@ -34,9 +34,13 @@ from ..model import Officer
 from . import migrate
 from .rows import (
     DOSSIER_COLUMNS,
+    DOSSIER_INSTANTS,
+    FACT_COLUMNS,
+    DossierQuery,
     DossierRow,
     EventQuery,
     EventRow,
+    FeedbackRow,
     OpenTaskRow,
     OutboxRow,
     SpecRow,
@@ -124,6 +128,18 @@ S = {
                "FROM onestop_outbox o JOIN onestop_dossiers d ON d.id = o.dossier_id "
                "WHERE o.sent_at IS NULL AND o.id > ? ORDER BY o.id LIMIT ?"),
     "mark_sent": "UPDATE onestop_outbox SET sent_at = ? WHERE key = ? AND sent_at IS NULL",
+    "update_facts": ("UPDATE onestop_dossiers SET "
+                     + ", ".join(f"{c} = ?" for c in FACT_COLUMNS) + " WHERE id = ?"),
+    "stale_facts": ("SELECT id FROM onestop_dossiers WHERE facts_version < ? AND id > ? "
+                    "ORDER BY id LIMIT ?"),
+    "feedback": ("SELECT dossier_id, number, kind, received_at, due_at, answered_at, rating "
+                 "FROM onestop_feedback WHERE dossier_id = ? ORDER BY number"),
+    "insert_feedback": _insert("onestop_feedback", ("dossier_id", "number", "kind",
+                                                    "received_at", "due_at")),
+    "answer_feedback": ("UPDATE onestop_feedback SET answered_at = ? "
+                        "WHERE dossier_id = ? AND number = ?"),
+    "rate_feedback": ("UPDATE onestop_feedback SET rating = ? "
+                      "WHERE dossier_id = ? AND number = ?"),
     "spec_by_hash": "SELECT id FROM onestop_specs WHERE hash = ?",
     "insert_spec": ("INSERT INTO onestop_specs (hash, process_id, file, body, loaded_at, "
                     "dictionary) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"),
@@ -152,9 +168,8 @@ def _at(value: Any) -> datetime:
 def _dossier(values: Sequence[Any], offset: int = 0) -> dict[str, Any]:
     raw = dict(zip(DOSSIER_COLUMNS, values[offset:offset + len(DOSSIER_COLUMNS)],
                    strict=True))
-    raw["received_at"] = _at(raw["received_at"])
-    for name in ("finished_at", "appointment_at", "paused_at"):
-        raw[name] = instant(raw[name])
+    for name in DOSSIER_INSTANTS:
+        raw[name] = _at(raw[name]) if name == "received_at" else instant(raw[name])
     raw["info"] = json.loads(raw["info"])
     raw["state"] = bytes(raw["state"]) if raw["state"] is not None else None
     return raw
@@ -286,7 +301,54 @@ class SqlUnit:
                           instant(r[7]))
                 for r in self._run("outbox", (after, limit)).fetchall()]
 
+    def search(self, query: DossierQuery) -> list[DossierRow]:
+        where, params = ["d.id < ?" if query.newest_first else "d.id > ?"], \
+            list[Any]([query.after if query.after or not query.newest_first else 2**63 - 1])
+        if query.statuses:
+            where.append(f"d.status IN ({', '.join('?' for _ in query.statuses)})")
+            params.extend(query.statuses)
+        if query.agency is not None:
+            where.append("(d.desk_agency = ? OR d.resolving_agency = ?)")
+            params += [query.agency, query.agency]
+        for clause, value in (("d.procedure = ?", query.procedure),
+                              ("d.channel = ?", query.channel),
+                              ("d.received_at >= ?", micros(query.since)),
+                              ("d.received_at < ?", micros(query.until)),
+                              ("d.applicant_id = ?", query.applicant_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        listed = _D.replace("d.state", "NULL")
+        statement = (f"SELECT {listed} FROM onestop_dossiers d WHERE " + " AND ".join(where)
+                     + f" ORDER BY d.id {'DESC' if query.newest_first else 'ASC'}"
+                     + f" LIMIT {int(query.limit)}")
+        return [DossierRow(_dossier(r)) for r in self._raw(statement, params).fetchall()]
+
+    def stale_facts(self, version: int, after: int, limit: int) -> list[int]:
+        return [int(r[0]) for r in self._run("stale_facts", (version, after, limit))]
+
+    def feedback(self, dossier_id: int) -> list[FeedbackRow]:
+        return [FeedbackRow(r[0], r[1], r[2], _at(r[3]), _at(r[4]), instant(r[5]), r[6])
+                for r in self._run("feedback", (dossier_id,)).fetchall()]
+
     # -- writes ------------------------------------------------------------------------
+    def update_facts(self, dossier_id: int, facts: Mapping[str, Any]) -> None:
+        self._run("update_facts", [micros(facts[c]) if c in DOSSIER_INSTANTS else facts[c]
+                                   for c in FACT_COLUMNS] + [dossier_id])
+
+    def insert_feedback(self, values: Mapping[str, Any]) -> None:
+        self._run("insert_feedback", (values["dossier_id"], values["number"], values["kind"],
+                                      micros(values["received_at"]),
+                                      micros(values["due_at"])))
+
+    def update_feedback(self, dossier_id: int, number: int, *,
+                        answered_at: datetime | None = None,
+                        rating: int | None = None) -> None:
+        if answered_at is not None:
+            self._run("answer_feedback", (micros(answered_at), dossier_id, number))
+        if rating is not None:
+            self._run("rate_feedback", (rating, dossier_id, number))
+
     def ensure_spec(self, spec_hash: str, process_id: str, file: str, body: bytes,
                     dictionary: bytes, at: datetime) -> int:
         found = self._run("spec_by_hash", (spec_hash,)).fetchone()
@@ -313,7 +375,7 @@ class SqlUnit:
 
     def insert_dossier(self, values: Mapping[str, Any]) -> int:
         row = dict(values, version=1, info=_json(values["info"]))
-        for name in ("received_at", "finished_at", "appointment_at", "paused_at"):
+        for name in DOSSIER_INSTANTS:
             row[name] = micros(row.get(name))
         found = self._run("insert_dossier",
                           [row.get(c) for c in _INSERT_DOSSIER_COLUMNS]).fetchone()
