@@ -414,11 +414,11 @@ class Engine:
                 fee_due=brought.fee_due, sources=held_from)
             first = Entry(now, received, None, actor, desk)
             # The dossier's facts, folded from its first entries, go in with it.
-            values.update(fold((first, *progress.events), now,
-                               self.library.calendars.for_agency(desk)).columns())
+            facts = fold((first, *progress.events), now,
+                         self.library.calendars.for_agency(desk))
+            values.update(facts.columns())
             dossier_id = tx.insert_dossier(values)
-            self._write_progress(tx, values, dossier_id, 1, progress, first,
-                                 values["due_at"])
+            self._write_progress(tx, values, dossier_id, 1, progress, first, facts.due_at)
             if not progress.finished:
                 command.keep(dossier_id, 1, instance)
             return self._snapshot(values, progress.new_tasks, model)
